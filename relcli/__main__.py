@@ -1,0 +1,3 @@
+from relcli.cli.app import main
+
+main()

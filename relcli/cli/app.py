@@ -1,0 +1,50 @@
+"""The ``relcli`` Typer app: global options and the registry of subcommands."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from relcli import __version__
+from relcli.cli import _runtime, info
+
+app = typer.Typer(
+    name="relcli",
+    help="Make two neural latent spaces talk: relative representations, inverse relative "
+    "projection (IRP) and direct translation over embedding files (HDF5, safetensors, .npy).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"relcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    device: Annotated[
+        Optional[str],
+        typer.Option("--device", envvar="RELCLI_DEVICE", help="auto|cpu|cuda[:N]; auto = CUDA when available."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Silence everything but errors.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Print details.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Global options; each subcommand also takes --device, -q, -v and --debug."""
+    _runtime.reset(device, quiet, verbose, debug)
+
+
+app.command("info")(info.info)
+
+
+def main() -> None:
+    app(prog_name="relcli")

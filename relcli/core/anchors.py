@@ -1,0 +1,457 @@
+"""Anchor selection and statistics of the whole space the anchors are drawn from.
+
+Every strategy is seeded through a CPU ``torch.Generator`` and returns a CPU LongTensor of
+``k`` distinct row indices, in the order they were chosen. ``SpaceStats`` summarises the
+whole space (not just the anchors); IRP and direct translation use it to restore the
+target's scale (DESIGN §3, ``relcli.source_stats``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from relcli.core._common import (
+    DEFAULT_CHUNK_ROWS,
+    _describe,
+    bad_rows,
+    check_matrix,
+    check_rows,
+    row_chunks,
+)
+from relcli.core._estimator import Estimator
+from relcli.errors import DataError, UsageError
+
+STRATEGIES = ("random", "per-class", "fps", "kmeans")
+
+# Most elements of one (rows x k) block built by k-means; bounds its memory whatever chunk_rows is.
+_MAX_BLOCK = 1 << 24
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True, eq=False)
+class SpaceStats:
+    """Statistics of a whole space: row count, mean and std of ‖x‖₂, per-dimension mean and std.
+
+    Standard deviations are population ones (ddof = 0): σ² = Σ(x − μ)² / n.
+    """
+
+    n_rows: int
+    mean_norm: float
+    std_norm: float
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scalar part, JSON-able (for file metadata)."""
+        return {"n_rows": self.n_rows, "mean_norm": self.mean_norm, "std_norm": self.std_norm}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The per-dimension part, under the names the anchor file stores them."""
+        return {"space_mean": self.mean, "space_std": self.std}
+
+    @classmethod
+    def from_parts(cls, scalars: dict[str, Any], mean: torch.Tensor, std: torch.Tensor) -> "SpaceStats":
+        """Rebuild from ``to_dict()`` output and the two tensors."""
+        return cls(
+            n_rows=int(scalars["n_rows"]),
+            mean_norm=float(scalars["mean_norm"]),
+            std_norm=float(scalars["std_norm"]),
+            mean=mean,
+            std=std,
+        )
+
+
+class SpaceStatsAccumulator:
+    """Streaming ``SpaceStats``: feed row chunks to ``update``, read ``result()``.
+
+    Keeps only running moments (never the rows), in float64, merged with Chan et al.'s
+    pairwise update: for parts a, b with n, mean m and sum of squared deviations M2,
+    δ = m_b − m_a, m = m_a + δ·n_b/n, M2 = M2_a + M2_b + δ²·n_a·n_b/n. So a huge common
+    offset does not cancel catastrophically as Σx² − n·m² would. Rows with NaN/Inf are an
+    error naming their global index; zero rows are fine. Results lie on the chunks' device
+    and are float64 if any chunk was float64, else float32.
+    """
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._mean: torch.Tensor | None = None
+        self._m2: torch.Tensor | None = None
+        self._norm_mean: torch.Tensor | None = None
+        self._norm_m2: torch.Tensor | None = None
+        self._out_dtype = torch.float32
+
+    def update(self, chunk: torch.Tensor) -> "SpaceStatsAccumulator":
+        """Merge the moments of one (rows, d) chunk of floats."""
+        chunk = check_matrix(chunk, "chunk")
+        if chunk.shape[0] == 0:
+            return self
+        nonfinite, _ = bad_rows(chunk)
+        if len(nonfinite):
+            raise DataError(f"input has NaN/Inf in {_describe(nonfinite + self._n)}")
+        if self._mean is not None and chunk.shape[1] != self._mean.shape[0]:
+            raise DataError(
+                f"chunk has {chunk.shape[1]} dims but earlier chunks had {self._mean.shape[0]}"
+            )
+        if chunk.dtype == torch.float64:
+            self._out_dtype = torch.float64
+        x = chunk.to(torch.float64)
+        n_b = x.shape[0]
+        mean_b = x.mean(dim=0)
+        m2_b = ((x - mean_b) ** 2).sum(dim=0)
+        norms = torch.linalg.vector_norm(x, dim=1)
+        norm_mean_b = norms.mean()
+        norm_m2_b = ((norms - norm_mean_b) ** 2).sum()
+        if self._mean is None:
+            self._n, self._mean, self._m2 = n_b, mean_b, m2_b
+            self._norm_mean, self._norm_m2 = norm_mean_b, norm_m2_b
+            return self
+        n_a, n = self._n, self._n + n_b
+        self._mean, self._m2 = _chan_merge(self._mean, self._m2, n_a, mean_b, m2_b, n_b)
+        self._norm_mean, self._norm_m2 = _chan_merge(
+            self._norm_mean, self._norm_m2, n_a, norm_mean_b, norm_m2_b, n_b
+        )
+        self._n = n
+        return self
+
+    def result(self) -> SpaceStats:
+        """The statistics of every row seen so far."""
+        if self._n == 0 or self._mean is None:
+            raise DataError("no rows to compute space statistics from: the input is empty")
+        n = self._n
+        return SpaceStats(
+            n_rows=n,
+            mean_norm=float(self._norm_mean),
+            std_norm=math.sqrt(max(float(self._norm_m2) / n, 0.0)),
+            mean=self._mean.to(self._out_dtype),
+            std=(self._m2 / n).clamp_min(0).sqrt().to(self._out_dtype),
+        )
+
+
+def _chan_merge(mean_a, m2_a, n_a, mean_b, m2_b, n_b):
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n)
+
+
+def space_stats(x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> SpaceStats:
+    """``SpaceStats`` of an in-memory (N, d) matrix, accumulated over row chunks."""
+    x = check_matrix(x, "x")
+    acc = SpaceStatsAccumulator()
+    for sl in row_chunks(x.shape[0], chunk_rows):
+        acc.update(x[sl])
+    return acc.result()
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+def _check_k(k: int, n_rows: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UsageError(f"the number of anchors must be a positive integer, got {k!r}")
+    if k > n_rows:
+        raise DataError(f"asked for {k} anchors but the space has only {n_rows} rows: lower -n")
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _work_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _row_norms(x: torch.Tensor, chunk_rows: int | None, what: str) -> torch.Tensor:
+    """‖x_i‖₂ in the working dtype, computed by chunks; zero or NaN/Inf rows are a DataError."""
+    work = _work_dtype(x)
+    norms = torch.cat(
+        [torch.linalg.vector_norm(x[sl].to(work), dim=1) for sl in row_chunks(x.shape[0], chunk_rows)]
+    )
+    if not bool((torch.isfinite(norms) & (norms > 0)).all()):
+        check_rows(x, what)
+        raise DataError(f"{what} has rows whose L2 norm overflows {work}: rescale the data")
+    return norms
+
+
+def select_random(n_rows: int, k: int, seed: int = 0) -> torch.Tensor:
+    """The first k entries of a seeded random permutation of ``range(n_rows)``."""
+    _check_k(k, n_rows)
+    return torch.randperm(n_rows, generator=_generator(seed))[:k]
+
+
+def select_per_class(labels: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """Class-balanced round robin: one row per class in turn (classes sorted) until k are taken.
+
+    Rows are shuffled with the seed first; within a class they are taken in shuffled order.
+    A class that runs out is skipped, so class counts differ by at most one unless a class
+    is smaller than its share.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 1:
+        raise DataError(f"labels must be one per row (1-D), got shape {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex():
+        raise DataError(f"labels must be integers, got {labels.dtype}: map them to class numbers")
+    n = labels.shape[0]
+    _check_k(k, n)
+    perm = torch.randperm(n, generator=_generator(seed))
+    _, cls = torch.unique(labels.cpu()[perm], sorted=True, return_inverse=True)
+    n_classes = int(cls.max()) + 1
+    # rank of each shuffled row within its class, from a stable grouping by class
+    order = torch.argsort(cls, stable=True)
+    counts = torch.bincount(cls, minlength=n_classes)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(n, dtype=torch.long)
+    rank[order] = torch.arange(n) - starts[cls[order]]
+    key = rank * n_classes + cls  # round r, then class number: unique keys
+    return perm[torch.argsort(key)[:k]]
+
+
+def select_fps(
+    x: torch.Tensor, k: int, seed: int = 0, chunk_rows: int | None = DEFAULT_CHUNK_ROWS
+) -> torch.Tensor:
+    """Farthest-point sampling on the unit sphere with distance d(x, c) = max(0, 1 − x̂·ĉ).
+
+    Starts from a seeded random row, then repeatedly takes the unchosen row whose distance to
+    its nearest chosen row is largest (lowest index on ties, so exact duplicates of chosen rows
+    come last, lowest index first). Keeps one running minimum per row: O(N·k·d) time, O(N)
+    memory beyond x.
+    """
+    x = check_matrix(x, "x")
+    n = x.shape[0]
+    _check_k(k, n)
+    norms = _row_norms(x, chunk_rows, "x")
+    work = norms.dtype
+    start = torch.randint(n, (1,), generator=_generator(seed)).to(x.device)
+    chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
+    min_dist = torch.full((n,), float("inf"), dtype=work, device=x.device)
+    picks = [start[0]]
+    for step in range(k):
+        if step:
+            picks.append(torch.argmax(min_dist.masked_fill(chosen, -float("inf"))))
+        idx = picks[-1]
+        chosen[idx] = True
+        if step == k - 1:
+            break
+        centre = x[idx].to(work) / norms[idx]
+        for sl in row_chunks(n, chunk_rows):
+            dist = (1 - (x[sl].to(work) @ centre) / norms[sl]).clamp_min(0)
+            min_dist[sl] = torch.minimum(min_dist[sl], dist)
+    return torch.stack(picks).cpu()
+
+
+def _block_rows(n: int, k: int, chunk_rows: int | None) -> int:
+    step = n if not chunk_rows or chunk_rows <= 0 else chunk_rows
+    return max(1, min(step, _MAX_BLOCK // k))
+
+
+def _unit_rows(x: torch.Tensor, sl: slice, norms: torch.Tensor) -> torch.Tensor:
+    return x[sl].to(norms.dtype) / norms[sl, None]
+
+
+def _kmeans_centroids(
+    x: torch.Tensor, norms: torch.Tensor, k: int, seed: int, n_iter: int, step: int
+) -> torch.Tensor:
+    """Spherical k-means on x̂: k-means++ seeding, then ``n_iter`` Lloyd steps; (k, d) unit centroids.
+
+    Seeding (Arthur & Vassilvitskii 2007) draws each next centre with probability ∝ D(x)²,
+    D² = ‖x̂ − ĉ‖² = 2 − 2 x̂·ĉ to the nearest centre: u ~ U[0,1) from the seeded CPU generator,
+    centre = first row whose cumulative D² exceeds u·ΣD². If every unchosen row duplicates a
+    centre (ΣD² = 0) the lowest unchosen row is taken. Lloyd: assign each row to the centroid of
+    highest cosine, centroid = normalised sum of its rows; an empty cluster keeps its centroid.
+    Stops early once the assignment no longer changes.
+    """
+    n, work, device = x.shape[0], norms.dtype, x.device
+    g = _generator(seed)
+    chosen = torch.zeros(n, dtype=torch.bool, device=device)
+    d2 = torch.full((n,), float("inf"), dtype=torch.float64, device=device)
+    centres = [int(torch.randint(n, (1,), generator=g))]
+    for _ in range(1, k):
+        last = centres[-1]
+        chosen[last] = True
+        centre = x[last].to(work) / norms[last]
+        for sl in row_chunks(n, step):
+            cos = _unit_rows(x, sl, norms) @ centre
+            d2[sl] = torch.minimum(d2[sl], (2 - 2 * cos).clamp_min(0).to(torch.float64))
+        weights = d2.masked_fill(chosen, 0)
+        cumulative = torch.cumsum(weights, 0)
+        total = float(cumulative[-1])
+        u = float(torch.rand((), generator=g, dtype=torch.float64))
+        if total > 0:
+            target = torch.tensor([u * total], dtype=torch.float64, device=device)
+            idx = int(torch.searchsorted(cumulative, target, right=True)[0])
+            if idx >= n:  # u·total rounded up to total
+                idx = int(weights.nonzero()[-1, 0])
+        else:
+            idx = int((~chosen).nonzero()[0, 0])
+        centres.append(idx)
+
+    index = torch.tensor(centres, device=device)
+    centroids = x[index].to(work) / norms[index, None]
+    previous = None
+    for _ in range(n_iter):
+        assign = torch.empty(n, dtype=torch.long, device=device)
+        sums = torch.zeros(k, x.shape[1], dtype=torch.float64, device=device)
+        for sl in row_chunks(n, step):
+            xs = _unit_rows(x, sl, norms)
+            a = torch.argmax(xs @ centroids.T, dim=1)
+            assign[sl] = a
+            if device.type == "cpu":
+                sums.index_add_(0, a, xs.to(torch.float64))
+            else:  # index_add_ uses atomics on GPUs: the order of additions would vary per run
+                onehot = torch.zeros(len(a), k, dtype=work, device=device).scatter_(1, a[:, None], 1)
+                sums += (onehot.T @ xs).to(torch.float64)
+        if previous is not None and torch.equal(assign, previous):
+            break
+        previous = assign
+        lengths = torch.linalg.vector_norm(sums, dim=1, keepdim=True)
+        updated = (sums / lengths.clamp_min(torch.finfo(torch.float64).tiny)).to(work)
+        centroids = torch.where(lengths > 0, updated, centroids)
+    return centroids
+
+
+def _snap_to_rows(x: torch.Tensor, norms: torch.Tensor, centroids: torch.Tensor, step: int) -> torch.Tensor:
+    """For each centroid in order, the row of highest cosine not taken by an earlier centroid."""
+    n, k = x.shape[0], centroids.shape[0]
+    best = torch.full((k,), -float("inf"), dtype=norms.dtype, device=x.device)
+    best_idx = torch.zeros(k, dtype=torch.long, device=x.device)
+    for sl in row_chunks(n, step):
+        sims = _unit_rows(x, sl, norms) @ centroids.T
+        i = torch.argmax(sims, dim=0)
+        v = sims.gather(0, i[None]).squeeze(0)
+        better = v > best  # strict: an earlier chunk keeps ties (lowest index)
+        best = torch.where(better, v, best)
+        best_idx = torch.where(better, i + sl.start, best_idx)
+    used = torch.zeros(n, dtype=torch.bool, device=x.device)
+    out = []
+    for j, idx in enumerate(best_idx.tolist()):
+        if used[idx]:
+            sims = torch.cat([_unit_rows(x, sl, norms) @ centroids[j] for sl in row_chunks(n, step)])
+            idx = int(torch.argmax(sims.masked_fill(used, -float("inf"))))
+        used[idx] = True
+        out.append(idx)
+    return torch.tensor(out, dtype=torch.long)
+
+
+def select_kmeans(
+    x: torch.Tensor,
+    k: int,
+    seed: int = 0,
+    n_iter: int = 20,
+    chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+) -> torch.Tensor:
+    """Rows nearest to the k centroids of spherical k-means on x̂ (see ``_kmeans_centroids``).
+
+    Each centroid, in seeding order, snaps to its nearest real row by cosine; a centroid whose
+    nearest row is already taken gets its nearest unused row, so the k rows are distinct.
+    Blocks of rows × k are at most ``chunk_rows`` rows and 2²⁴ elements.
+    """
+    x = check_matrix(x, "x")
+    n = x.shape[0]
+    _check_k(k, n)
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise UsageError(f"n_iter must be a non-negative integer, got {n_iter!r}")
+    norms = _row_norms(x, chunk_rows, "x")
+    step = _block_rows(n, k, chunk_rows)
+    centroids = _kmeans_centroids(x, norms, k, seed, n_iter, step)
+    return _snap_to_rows(x, norms, centroids, step)
+
+
+def select_anchors(
+    strategy: str,
+    n_anchors: int,
+    x: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    n_rows: int | None = None,
+    seed: int = 0,
+    chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+) -> torch.Tensor:
+    """Indices (CPU LongTensor) of ``n_anchors`` distinct rows chosen by ``strategy``.
+
+    ``random`` needs only the row count (``n_rows``, or taken from ``x``/``labels``);
+    ``per-class`` needs ``labels``; ``fps`` and ``kmeans`` need ``x``.
+    """
+    if strategy not in STRATEGIES:
+        raise UsageError(f"unknown anchor strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    if x is not None:
+        x = check_matrix(x, "x")
+    sizes = {
+        name: size
+        for name, size in (
+            ("x", None if x is None else x.shape[0]),
+            ("labels", None if labels is None else len(labels)),
+            ("n_rows", n_rows),
+        )
+        if size is not None
+    }
+    if not sizes:
+        raise UsageError("select_anchors needs x, labels or n_rows to know how many rows there are")
+    if len(set(sizes.values())) > 1:
+        raise DataError(f"row counts disagree: {', '.join(f'{k}={v}' for k, v in sizes.items())}")
+    n = next(iter(sizes.values()))
+    _check_k(n_anchors, n)
+    if strategy == "random":
+        return select_random(n, n_anchors, seed)
+    if strategy == "per-class":
+        if labels is None:
+            raise UsageError("strategy 'per-class' needs labels: give a file with labels or pick another strategy")
+        return select_per_class(labels, n_anchors, seed)
+    if x is None:
+        raise UsageError(f"strategy {strategy!r} needs the embeddings x")
+    if strategy == "fps":
+        return select_fps(x, n_anchors, seed, chunk_rows)
+    return select_kmeans(x, n_anchors, seed, chunk_rows=chunk_rows)
+
+
+class AnchorSelector(Estimator):
+    """Choose anchors with ``select_anchors`` and record the whole space's ``SpaceStats``.
+
+    Learned state: ``indices_`` (CPU LongTensor, k), ``space_mean_``/``space_std_`` (d),
+    ``mean_norm_``/``std_norm_`` (float), ``n_rows_`` (int). ``transform(x)`` = x[indices_].
+    """
+
+    def __init__(
+        self,
+        n_anchors: int,
+        strategy: str = "fps",
+        seed: int = 0,
+        chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+    ):
+        self.n_anchors = n_anchors
+        self.strategy = strategy
+        self.seed = seed
+        self.chunk_rows = chunk_rows
+
+    def fit(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> "AnchorSelector":
+        x = check_matrix(x, "x")
+        indices = select_anchors(
+            self.strategy, self.n_anchors, x=x, labels=labels, seed=self.seed, chunk_rows=self.chunk_rows
+        )
+        stats = space_stats(x, self.chunk_rows)
+        self.indices_ = indices
+        self.space_mean_ = stats.mean
+        self.space_std_ = stats.std
+        self.mean_norm_ = stats.mean_norm
+        self.std_norm_ = stats.std_norm
+        self.n_rows_ = stats.n_rows
+        return self
+
+    @property
+    def stats(self) -> SpaceStats:
+        """The fitted whole-space statistics as a ``SpaceStats``."""
+        self.check_fitted()
+        return SpaceStats(self.n_rows_, self.mean_norm_, self.std_norm_, self.space_mean_, self.space_std_)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The anchor rows of x (a matrix with the fitted number of rows, e.g. a parallel space)."""
+        self.check_fitted()
+        x = check_matrix(x, "x")
+        if x.shape[0] != self.n_rows_:
+            raise DataError(
+                f"x has {x.shape[0]} rows but the anchors were chosen among {self.n_rows_}"
+            )
+        return x[self.indices_.to(x.device)]

@@ -1,0 +1,240 @@
+"""Classifier heads for zero-shot stitching: fit on one space, predict on (translated) inputs.
+
+A head is trained on the target space's embeddings and labels; ``stitch`` then feeds it
+translated source embeddings. Both heads standardise their inputs with the training data's
+per-dimension mean and std (kept in the head, so a translated input is scaled exactly like the
+training data), map arbitrary integer labels to 0..C−1 through the sorted ``classes_``, and
+return class probabilities p = softmax(logits).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, row_chunks
+from relcli.core._estimator import Estimator
+from relcli.errors import DataError, UsageError
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Heads compute in float32 or float64; half precision inputs are promoted to float32."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _check_inputs(x: torch.Tensor, what: str = "x") -> torch.Tensor:
+    x = check_matrix(x, what)
+    # Zero rows are legitimate classifier inputs; NaN/Inf rows are not.
+    check_rows(x, what, allow_zero=True)
+    return x.to(_compute_dtype(x.dtype))
+
+
+def _encode_labels(labels, n_rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted unique labels (int64) and each row's index into them (0..C−1)."""
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 1:
+        raise DataError(f"labels must be a 1-D vector, got shape {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise DataError(f"labels must be integers, got dtype {labels.dtype}; map them to int64 first")
+    if len(labels) != n_rows:
+        raise DataError(f"labels have {len(labels)} entries but x has {n_rows} rows; give one label per row")
+    classes, codes = torch.unique(labels.to(device=device, dtype=torch.int64), sorted=True, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"a classifier needs at least 2 classes, the labels hold {len(classes)}")
+    return classes, codes
+
+
+def _standardizer(x: torch.Tensor, standardize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and (population) std; constant dimensions get std 1, not 0."""
+    if not standardize:
+        ones = torch.ones(x.shape[1], device=x.device, dtype=x.dtype)
+        return torch.zeros_like(ones), ones
+    mean = x.mean(dim=0)
+    std = x.std(dim=0, unbiased=False)
+    # A constant column's computed std is pure rounding (≈ eps·|mean|): treat it as constant.
+    constant = std <= 100 * torch.finfo(x.dtype).eps * mean.abs()
+    return mean, torch.where(constant, torch.ones_like(std), std)
+
+
+class _HeadPredict:
+    """Shared predict path: standardise, logits in row chunks, softmax, map back to labels.
+
+    A mixin rather than an ``Estimator`` subclass, so that it is not registered for loading.
+    """
+
+    def _input_dim(self) -> int:
+        return int(self.input_mean_.shape[0])
+
+    def _state_on(self, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        names = [n for n in self._learned_names() if isinstance(getattr(self, n), torch.Tensor)]
+        return {
+            n: getattr(self, n).to(device=device, dtype=dtype)
+            for n in names
+            if getattr(self, n).is_floating_point()
+        }
+
+    def predict_scores(self, x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> torch.Tensor:
+        """Class probabilities (n×C), p = softmax(logits(standardised x)); columns follow ``classes_``.
+
+        Computed in row chunks on ``x``'s device; returned in ``x``'s dtype.
+        """
+        self.check_fitted()
+        x = check_matrix(x, "x")
+        if x.shape[1] != self._input_dim():
+            raise DataError(
+                f"dimension mismatch of a head: x has {x.shape[1]} dims but this "
+                f"{type(self).__name__} was fitted on {self._input_dim()}-dim inputs; "
+                f"translate x into the head's space first"
+            )
+        check_rows(x, "x", allow_zero=True)
+        out_dtype = x.dtype
+        work = _compute_dtype(x.dtype)
+        state = self._state_on(x.device, work)
+        out = torch.empty(x.shape[0], len(self.classes_), device=x.device, dtype=out_dtype)
+        with torch.no_grad():
+            for rows in row_chunks(x.shape[0], chunk_rows):
+                z = (x[rows].to(work) - state["input_mean_"]) / state["input_std_"]
+                out[rows] = torch.softmax(self._logits_with(state, z), dim=1).to(out_dtype)
+        return out
+
+    def predict(self, x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> torch.Tensor:
+        """Predicted labels (int64, values from ``classes_``): the class of highest probability."""
+        scores = self.predict_scores(x, chunk_rows=chunk_rows)
+        return self.classes_.to(scores.device)[scores.argmax(dim=1)]
+
+
+class LogisticHead(_HeadPredict, Estimator):
+    """Multinomial logistic regression, full-batch L-BFGS (strong Wolfe line search).
+
+    Minimises (1/n) Σ_i CE(softmax(W z_i + b), y_i) + (l2/2)‖W‖²_F over W (C×d) and b (C,),
+    where z = (x − μ)/σ are the standardised inputs. Averaging the loss over rows makes ``l2``
+    independent of n (sklearn's C = 1/(l2·n)); the bias is not penalised. Starts from zeros, so
+    the fit is deterministic; ``seed`` is kept for a uniform head interface. ``loss_`` is the
+    final objective, ``n_iter_`` the L-BFGS iterations used.
+    """
+
+    def __init__(self, l2: float = 1e-4, max_iter: int = 200, standardize: bool = True, seed: int = 0):
+        self.l2 = l2
+        self.max_iter = max_iter
+        self.standardize = standardize
+        self.seed = seed
+
+    def fit(self, x: torch.Tensor, labels) -> "LogisticHead":
+        """Learn ``classes_``, ``input_mean_``, ``input_std_``, ``weight_`` (C×d), ``bias_`` (C,)."""
+        if self.l2 < 0 or self.max_iter < 1:
+            raise UsageError(f"LogisticHead needs l2 >= 0 and max_iter >= 1, got l2={self.l2}, max_iter={self.max_iter}")
+        x = _check_inputs(x)
+        classes, y = _encode_labels(labels, x.shape[0], x.device)
+        mean, std = _standardizer(x, self.standardize)
+        z = (x - mean) / std
+        n_classes, dim = len(classes), x.shape[1]
+        with torch.enable_grad():
+            weight = torch.zeros(n_classes, dim, device=x.device, dtype=x.dtype, requires_grad=True)
+            bias = torch.zeros(n_classes, device=x.device, dtype=x.dtype, requires_grad=True)
+            optimizer = torch.optim.LBFGS(
+                [weight, bias], lr=1.0, max_iter=self.max_iter, line_search_fn="strong_wolfe"
+            )
+
+            def objective():
+                optimizer.zero_grad()
+                loss = F.cross_entropy(torch.addmm(bias, z, weight.T), y)
+                loss = loss + 0.5 * self.l2 * weight.pow(2).sum()
+                loss.backward()
+                return loss
+
+            optimizer.step(objective)
+            final = objective()
+        self.classes_ = classes
+        self.input_mean_ = mean
+        self.input_std_ = std
+        self.weight_ = weight.detach()
+        self.bias_ = bias.detach()
+        self.loss_ = float(final.detach())
+        self.n_iter_ = int(optimizer.state[optimizer._params[0]].get("n_iter", 0))
+        return self
+
+    @staticmethod
+    def _logits_with(state: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(state["bias_"], z, state["weight_"].T)
+
+
+class MLPHead(_HeadPredict, Estimator):
+    """One hidden layer MLP, logits = W₂ ReLU(W₁ z + b₁) + b₂, trained by full-batch Adam.
+
+    Minimises the mean cross-entropy over ``epochs`` Adam steps with learning rate ``lr``;
+    ``weight_decay`` is an L2 term on W₁ and W₂ only (biases are not decayed). Weights start as
+    in ``torch.nn.Linear`` (uniform in ±1/√fan_in), drawn from a CPU generator seeded with
+    ``seed`` and then moved to the data's device, so a seed means the same start everywhere.
+    Shapes: ``w1_`` (hidden×d), ``b1_`` (hidden,), ``w2_`` (C×hidden), ``b2_`` (C,); ``loss_``
+    is the final training cross-entropy.
+    """
+
+    def __init__(
+        self,
+        hidden: int = 256,
+        epochs: int = 200,
+        lr: float = 1e-2,
+        weight_decay: float = 1e-4,
+        standardize: bool = True,
+        seed: int = 0,
+    ):
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.standardize = standardize
+        self.seed = seed
+
+    def fit(self, x: torch.Tensor, labels) -> "MLPHead":
+        """Learn ``classes_``, ``input_mean_``, ``input_std_``, ``w1_``, ``b1_``, ``w2_``, ``b2_``."""
+        if self.hidden < 1 or self.epochs < 1 or self.lr <= 0 or self.weight_decay < 0:
+            raise UsageError(
+                f"MLPHead needs hidden >= 1, epochs >= 1, lr > 0, weight_decay >= 0; got "
+                f"hidden={self.hidden}, epochs={self.epochs}, lr={self.lr}, weight_decay={self.weight_decay}"
+            )
+        x = _check_inputs(x)
+        classes, y = _encode_labels(labels, x.shape[0], x.device)
+        mean, std = _standardizer(x, self.standardize)
+        z = (x - mean) / std
+        n_classes, dim = len(classes), x.shape[1]
+
+        generator = torch.Generator().manual_seed(int(self.seed))
+
+        def uniform(*shape: int, fan_in: int) -> torch.Tensor:
+            bound = 1.0 / math.sqrt(fan_in)
+            values = (torch.rand(*shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+            return values.to(device=x.device, dtype=x.dtype).requires_grad_(True)
+
+        w1 = uniform(self.hidden, dim, fan_in=dim)
+        b1 = uniform(self.hidden, fan_in=dim)
+        w2 = uniform(n_classes, self.hidden, fan_in=self.hidden)
+        b2 = uniform(n_classes, fan_in=self.hidden)
+        optimizer = torch.optim.Adam(
+            [{"params": [w1, w2], "weight_decay": self.weight_decay}, {"params": [b1, b2], "weight_decay": 0.0}],
+            lr=self.lr,
+        )
+        with torch.enable_grad():
+            for _ in range(self.epochs):
+                optimizer.zero_grad(set_to_none=True)
+                logits = torch.addmm(b2, torch.relu(torch.addmm(b1, z, w1.T)), w2.T)
+                loss = F.cross_entropy(logits, y)
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            final = F.cross_entropy(torch.addmm(b2, torch.relu(torch.addmm(b1, z, w1.T)), w2.T), y)
+        self.classes_ = classes
+        self.input_mean_ = mean
+        self.input_std_ = std
+        self.w1_, self.b1_, self.w2_, self.b2_ = (p.detach() for p in (w1, b1, w2, b2))
+        self.loss_ = float(final)
+        return self
+
+    @staticmethod
+    def _logits_with(state: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(torch.addmm(state["b1_"], z, state["w1_"].T))
+        return torch.addmm(state["b2_"], hidden, state["w2_"].T)
+
+
+HEADS: dict[str, type[Estimator]] = {"logistic": LogisticHead, "mlp": MLPHead}

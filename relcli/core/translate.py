@@ -1,0 +1,206 @@
+"""Direct latent-space translation fitted on parallel anchors (Maiorca et al. 2023,
+"Latent space translation via semantic alignment", §3).
+
+Pipeline, DESIGN §5: scale both anchor sets (centre, then divide by a scale), zero-pad the
+smaller dimension to D = max(d_X, d_Y), fit a D×D map R (and a bias b) with one of the methods
+below, and translate any x as y = crop_{d_Y}(((x − μ_X)/σ_X) R + b)·σ_Y + μ_Y.
+
+Fitting runs in float64 whatever the anchors' dtype; the learned state is stored in the
+anchors' (promoted) dtype on their device, and ``transform`` follows its input's device and
+dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, row_chunks
+from relcli.core._estimator import Estimator
+from relcli.errors import DataError, UsageError
+
+SCALINGS = ("standard", "isotropic", "none")
+
+
+def _scaling(a: torch.Tensor, scaling: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(μ, σ) of anchors a (k×d), float64.
+
+    standard: μ = mean, σ_j = population std of dim j; isotropic: μ = mean,
+    σ = sqrt(Σ‖a_i − μ‖² / k) / sqrt(d) (one scalar: angles survive); none: μ = 0, σ = 1.
+    A scale of 0 (constant dimension, identical anchors) is replaced by 1.
+    """
+    k, d = a.shape
+    if scaling == "none":
+        return torch.zeros(d, dtype=a.dtype, device=a.device), torch.ones(d, dtype=a.dtype, device=a.device)
+    mean = a.mean(dim=0)
+    centred = a - mean
+    if scaling == "standard":
+        scale = centred.pow(2).mean(dim=0).sqrt()
+    else:
+        scale = (centred.pow(2).sum() / (k * d)).sqrt().reshape(1)
+    return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def _pad(a: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.nn.functional.pad(a, (0, dim - a.shape[1]))
+
+
+def pinv_solve(a: torch.Tensor, b: torch.Tensor, rcond: float) -> torch.Tensor:
+    """Minimum-norm least-squares solution X = A⁺B of A X ≈ B, by SVD.
+
+    A = UΣVᵀ, A⁺ = V Σ⁺ Uᵀ with 1/σ_i kept only where σ_i > rcond·σ_max. Unlike
+    ``torch.linalg.lstsq`` on CUDA (which assumes full rank) this stays right when A is
+    rank deficient, e.g. fewer anchors than dimensions.
+    """
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    cutoff = rcond * s.max() if s.numel() else 0.0
+    s_inv = torch.where(s > cutoff, 1 / s, torch.zeros_like(s))
+    return vh.T @ (s_inv[:, None] * (u.T @ b))
+
+
+def _polar(m: torch.Tensor) -> torch.Tensor:
+    """Nearest orthogonal matrix to m in Frobenius norm: UVᵀ for m = UΣVᵀ.
+
+    UVᵀ does not depend on the SVD's sign choices (flipping a column of U and of V together
+    cancels), so no sign fixing is needed; LAPACK/cuSOLVER are deterministic for a given input.
+    """
+    u, _, vh = torch.linalg.svd(m)
+    return u @ vh
+
+
+class DirectTranslator(Estimator):
+    """Base of the direct translators: scaling, padding, transform. Subclasses fit R and b.
+
+    Learned state: ``source_mean_``/``source_scale_``, ``target_mean_``/``target_scale_``
+    (d, or (1,) for isotropic scaling), ``matrix_`` (D×D), ``bias_`` (D), ``source_dim_``,
+    ``target_dim_``.
+    """
+
+    method = ""
+
+    def __init__(self, scaling: str = "standard", rcond: float = 1e-6):
+        self.scaling = scaling
+        self.rcond = rcond
+
+    def _solve(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise UsageError(
+            f"{type(self).__name__} is a base class: use one of {', '.join(DIRECT_TRANSLATORS)}"
+        )
+
+    def fit(self, source_anchors: torch.Tensor, target_anchors: torch.Tensor) -> "DirectTranslator":
+        """Fit on parallel anchors: row i of ``source_anchors`` (k×d_X) ↔ row i of ``target_anchors`` (k×d_Y)."""
+        if self.scaling not in SCALINGS:
+            raise UsageError(f"unknown scaling {self.scaling!r}; choose one of: {', '.join(SCALINGS)}")
+        if not self.rcond >= 0:
+            raise UsageError(f"rcond must be a non-negative number, got {self.rcond!r}")
+        xa = check_matrix(source_anchors, "source anchors")
+        ya = check_matrix(target_anchors, "target anchors")
+        if xa.shape[0] != ya.shape[0]:
+            raise DataError(
+                f"source anchors {tuple(xa.shape)} and target anchors {tuple(ya.shape)} must have "
+                "the same number of rows (parallel anchors)"
+            )
+        if xa.device != ya.device:
+            raise DataError(f"source anchors are on {xa.device} but target anchors on {ya.device}")
+        check_rows(xa, "source anchors")
+        check_rows(ya, "target anchors")
+        dtype = torch.promote_types(xa.dtype, ya.dtype)
+        xa, ya = xa.to(torch.float64), ya.to(torch.float64)
+        d_x, d_y = xa.shape[1], ya.shape[1]
+        dim = max(d_x, d_y)
+        mu_x, sigma_x = _scaling(xa, self.scaling)
+        mu_y, sigma_y = _scaling(ya, self.scaling)
+        matrix, bias = self._solve(_pad((xa - mu_x) / sigma_x, dim), _pad((ya - mu_y) / sigma_y, dim))
+        self.source_mean_, self.source_scale_ = mu_x.to(dtype), sigma_x.to(dtype)
+        self.target_mean_, self.target_scale_ = mu_y.to(dtype), sigma_y.to(dtype)
+        self.matrix_, self.bias_ = matrix.to(dtype), bias.to(dtype)
+        self.source_dim_, self.target_dim_ = d_x, d_y
+        return self
+
+    def transform(self, x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> torch.Tensor:
+        """y = crop_{d_Y}(pad_D((x − μ_X)/σ_X) R + b)·σ_Y + μ_Y, row chunk by row chunk.
+
+        Output on x's device in x's dtype; NaN/Inf input rows give NaN/Inf output rows
+        (callers report them by id).
+        """
+        self.check_fitted()
+        x = check_matrix(x, "x")
+        if x.shape[1] != self.source_dim_:
+            raise DataError(
+                f"x has shape {tuple(x.shape)} but the translator was fitted on "
+                f"{self.source_dim_}-dim source anchors"
+            )
+        work = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        d_x, d_y = self.source_dim_, self.target_dim_
+        state = {
+            name: getattr(self, name).to(device=x.device, dtype=work)
+            for name in ("source_mean_", "source_scale_", "target_mean_", "target_scale_", "matrix_", "bias_")
+        }
+        # Padding x with zeros only multiplies the zero rows of R: use its top-left d_X×d_Y block.
+        matrix = state["matrix_"][:d_x, :d_y]
+        bias = state["bias_"][:d_y]
+        out = torch.empty(x.shape[0], d_y, dtype=x.dtype, device=x.device)
+        for sl in row_chunks(x.shape[0], chunk_rows):
+            xs = (x[sl].to(work) - state["source_mean_"]) / state["source_scale_"]
+            out[sl] = (xs @ matrix + bias) * state["target_scale_"] + state["target_mean_"]
+        return out
+
+
+class Procrustes(DirectTranslator):
+    """Orthogonal Procrustes: R = argmin_{RᵀR=I} ‖X_s R − Y_s‖_F = UVᵀ with X_sᵀY_s = UΣVᵀ; b = 0."""
+
+    method = "procrustes"
+
+    def _solve(self, xs, ys):
+        return _polar(xs.T @ ys), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+
+
+class LinearTranslator(DirectTranslator):
+    """Least squares R = X_s⁺ Y_s (minimum-norm when the anchors do not span the source); b = 0."""
+
+    method = "linear"
+
+    def _solve(self, xs, ys):
+        return pinv_solve(xs, ys, self.rcond), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+
+
+class AffineTranslator(DirectTranslator):
+    """Least squares with bias: [R; b] = [X_s, 1]⁺ Y_s (closed form, minimum norm)."""
+
+    method = "affine"
+
+    def _solve(self, xs, ys):
+        ones = torch.ones(xs.shape[0], 1, dtype=xs.dtype, device=xs.device)
+        solution = pinv_solve(torch.cat([xs, ones], dim=1), ys, self.rcond)
+        return solution[:-1], solution[-1]
+
+
+class OrthoLinearTranslator(DirectTranslator):
+    """Least squares R = X_s⁺ Y_s, then its nearest orthogonal matrix UVᵀ (R = UΣVᵀ); b = 0."""
+
+    method = "ortho-linear"
+
+    def _solve(self, xs, ys):
+        r = pinv_solve(xs, ys, self.rcond)
+        return _polar(r), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+
+
+DIRECT_TRANSLATORS: dict[str, type[DirectTranslator]] = {
+    cls.method: cls for cls in (Procrustes, LinearTranslator, AffineTranslator, OrthoLinearTranslator)
+}
+
+
+def fit_direct_translator(
+    method: str, source_anchors: torch.Tensor, target_anchors: torch.Tensor, **params
+) -> DirectTranslator:
+    """``DIRECT_TRANSLATORS[method](**params).fit(source_anchors, target_anchors)``."""
+    try:
+        cls = DIRECT_TRANSLATORS[method]
+    except (KeyError, TypeError):
+        raise UsageError(
+            f"unknown translation method {method!r}; choose one of: {', '.join(DIRECT_TRANSLATORS)}"
+        ) from None
+    try:
+        translator = cls(**params)
+    except TypeError as e:
+        raise UsageError(f"bad parameters for method {method!r}: {e}") from None
+    return translator.fit(source_anchors, target_anchors)
