@@ -27,8 +27,8 @@ from relcli.errors import DataError, NotFittedError, UsageError
 # exactly (anti)collinear, i.e. at distance 0 for FPS.
 _FPS_ZERO_DISTANCE = 1e-12
 # A reconstructed row whose norm is this close to the round-off level of its matmul carries no
-# direction: ‖y‖ ≤ _ZERO_ROW_FACTOR · eps · ‖input row‖ · ‖map‖₂ is reported as a zero row.
-_ZERO_ROW_FACTOR = 100.0
+# direction: ‖y‖ ≤ _ZERO_ROW_FACTOR · eps · ‖input row‖ · ‖map‖_F is reported as a zero row.
+_ZERO_ROW_FACTOR = 32.0
 
 
 def _rows(indices: torch.Tensor, limit: int = 5) -> str:
@@ -208,6 +208,13 @@ class IRP(Estimator):
             nonfinite = (~torch.isfinite(inputs)).any(dim=1)
             if bool(nonfinite.any()):
                 raise DataError(f"{what} has NaN/Inf in {_rows(nonfinite.nonzero().flatten() + offset)}")
+            zero = (inputs == 0).all(dim=1)
+            if bool(zero.any()):
+                note = " after centring (equal to the source anchor mean)" if self.center and what == "x" else ""
+                raise DataError(
+                    f"{what} has all-zero {_rows(zero.nonzero().flatten() + offset)}{note}: "
+                    "their direction is undefined"
+                )
             bad = (~good).flatten().nonzero().flatten() + offset
             raise DataError(
                 f"reconstructed {_rows(bad)} are zero: those {what} rows are (numerically) "
@@ -263,7 +270,7 @@ class IRP(Estimator):
     def _apply(self, inputs, matrix, mean, chunk_rows, what):
         n = inputs.shape[0]
         out = torch.empty(n, matrix.shape[1], device=inputs.device, dtype=inputs.dtype)
-        map_norm = float(torch.linalg.matrix_norm(matrix, ord=2)) if matrix.numel() else 0.0
+        map_norm = float(torch.linalg.matrix_norm(matrix))  # Frobenius: cheap bound on ‖·‖₂
         for rows in row_chunks(n, chunk_rows):
             chunk = inputs[rows] if mean is None else inputs[rows] - mean
             y = torch.mm(chunk, matrix, out=out[rows])

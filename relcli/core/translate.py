@@ -52,7 +52,7 @@ def pinv_solve(a: torch.Tensor, b: torch.Tensor, rcond: float) -> torch.Tensor:
     rank deficient, e.g. fewer anchors than dimensions.
     """
     u, s, vh = torch.linalg.svd(a, full_matrices=False)
-    cutoff = rcond * s.max() if s.numel() else 0.0
+    cutoff = rcond * s.max()
     s_inv = torch.where(s > cutoff, 1 / s, torch.zeros_like(s))
     return vh.T @ (s_inv[:, None] * (u.T @ b))
 
@@ -99,6 +99,8 @@ class DirectTranslator(Estimator):
                 f"source anchors {tuple(xa.shape)} and target anchors {tuple(ya.shape)} must have "
                 "the same number of rows (parallel anchors)"
             )
+        if xa.shape[0] == 0:
+            raise DataError("no anchors to fit on: the anchor matrices have 0 rows")
         if xa.device != ya.device:
             raise DataError(f"source anchors are on {xa.device} but target anchors on {ya.device}")
         check_rows(xa, "source anchors")
