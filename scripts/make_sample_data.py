@@ -23,6 +23,7 @@ Dev-time requirements only (relcli itself never needs them):
 Usage (from the repository root):
 
     python scripts/make_sample_data.py            # write the files, then print sanity checks
+    python scripts/make_sample_data.py --framings # also compare alternative resize/pad framings
     python scripts/make_sample_data.py --embed    # also run `relcli embed` (see embed_with_relcli)
 
 The output is deterministic: the same inputs give byte-identical files.
@@ -34,6 +35,7 @@ import argparse
 import hashlib
 import importlib.metadata
 import importlib.resources
+import io
 import json
 import subprocess
 import sys
@@ -141,8 +143,8 @@ class UspsDigitsEncoder(nn.Module):
     """8x8 digits (0..16) -> 128-d penultimate activations of ccexam's USPS CNN.
 
     Preprocessing mimics USPS (digit fills the 16x16 frame): v / 16 -> bicubic upsample to 14x14,
-    clamp to [0, 1] -> zero-pad 1 px to 16x16 -> (v - 0.2471) / 0.2994. Then conv+BN features ->
-    Linear(1024, 128) -> ReLU.
+    clamp to [0, 1] -> zero-pad 1 px to 16x16 -> centre-of-mass centring -> (v - 0.2471) / 0.2994.
+    Then conv+BN features -> Linear(1024, 128) -> ReLU.
     """
 
     def __init__(self, features: nn.Module, hidden: nn.Module):
@@ -158,6 +160,7 @@ class UspsDigitsEncoder(nn.Module):
         x = _as_digit_batch(x) / self.digits_max
         x = F.interpolate(x, size=[14, 14], mode="bicubic", align_corners=False).clamp(0.0, 1.0)
         x = F.pad(x, [1, 1, 1, 1])
+        x = _centre_of_mass_shift(x)
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,11 +208,28 @@ def build_encoders(models: dict[str, nn.Module]) -> dict[str, nn.Module]:
 
 
 def export_torchscript(encoder: nn.Module, path: Path, meta: dict) -> None:
-    """Script, freeze (folds BatchNorm, drops train-mode behaviour) and save with a JSON note inside."""
+    """Script, freeze (folds BatchNorm, no train-mode behaviour left) and save with a JSON note inside.
+
+    The archive is re-packed without its `*.debug_pkl` records: they hold absolute source paths of
+    this machine (script, venv), which would make the bytes depend on where the script ran. Loading
+    and error messages work without them.
+    """
     frozen = torch.jit.freeze(torch.jit.script(encoder.eval()))
+    raw = io.BytesIO()
+    torch.jit.save(frozen, raw, _extra_files={"relcli_encoder.json": json.dumps(meta, indent=1)})
+    reader = torch._C.PyTorchFileReader(io.BytesIO(raw.getvalue()))
+    packed = io.BytesIO()
+    writer = torch._C.PyTorchFileWriter(packed)
+    for name in reader.get_all_records():
+        # .data/ (serialization_id) is written anew by the writer itself.
+        if name.endswith(".debug_pkl") or name.startswith(".data/"):
+            continue
+        data = reader.get_record(name)
+        writer.write_record(name, data, len(data))
+    writer.write_end_of_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.jit.save(frozen, str(tmp), _extra_files={"relcli_encoder.json": json.dumps(meta, indent=1)})
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(packed.getvalue())
     tmp.replace(path)
 
 
@@ -257,10 +277,44 @@ def sanity_checks(x: np.ndarray, y: np.ndarray, models: dict[str, nn.Module], pa
         print(f"logistic regression, 5-fold accuracy on {name}: {logistic_cv_accuracy(z, y):.4f}")
 
 
+def compare_framings(x: np.ndarray, y: np.ndarray, models: dict[str, nn.Module]) -> None:
+    """Print ccexam head accuracy for a few alternative framings (how the exported ones were chosen).
+
+    Each row: v / 16 -> `mode` upsample 8x8 -> box x box -> zero-pad to the net's size -> [centre of
+    mass] -> training normalisation -> full ccexam model. Rows marked * are the exported framings.
+    """
+    xt = torch.from_numpy(x) / DIGITS_MAX
+    rows = [  # net, input size, mean, std, box, mode, centre of mass, exported
+        ("mnist", 28, MNIST_MEAN, MNIST_STD, 28, "bilinear", False, False),
+        ("mnist", 28, MNIST_MEAN, MNIST_STD, 20, "bilinear", False, False),
+        ("mnist", 28, MNIST_MEAN, MNIST_STD, 20, "bicubic", False, False),
+        ("mnist", 28, MNIST_MEAN, MNIST_STD, 20, "nearest", False, False),
+        ("mnist", 28, MNIST_MEAN, MNIST_STD, 18, "bicubic", True, False),
+        ("mnist", 28, MNIST_MEAN, MNIST_STD, 20, "nearest", True, True),
+        ("usps", 16, USPS_MEAN, USPS_STD, 16, "bilinear", False, False),
+        ("usps", 16, USPS_MEAN, USPS_STD, 16, "bicubic", False, False),
+        ("usps", 16, USPS_MEAN, USPS_STD, 14, "bilinear", False, False),
+        ("usps", 16, USPS_MEAN, USPS_STD, 12, "bicubic", False, False),
+        ("usps", 16, USPS_MEAN, USPS_STD, 14, "bicubic", False, False),
+        ("usps", 16, USPS_MEAN, USPS_STD, 14, "bicubic", True, True),
+    ]
+    for name, size, mean, std, box, mode, com, chosen in rows:
+        kw = {} if mode == "nearest" else {"align_corners": False}
+        v = F.interpolate(xt, size=[box, box], mode=mode, **kw).clamp(0.0, 1.0)
+        lo = (size - box) // 2
+        v = F.pad(v, [lo, size - box - lo, lo, size - box - lo])
+        if com:
+            v = _centre_of_mass_shift(v)
+        with torch.no_grad():
+            acc = (models[name]((v - mean) / std).argmax(1).numpy() == y).mean()
+        print(f"{'*' if chosen else ' '} {name}: {mode:8s} 8->{box:2d} in {size}x{size}"
+              f"{' + centre of mass' if com else '':17s} accuracy {acc:.4f}")
+
+
 # --------------------------------------------------------------------------- main
 
 
-def make_all(out: Path = OUT) -> dict[str, Path]:
+def make_all(out: Path = OUT, framings: bool = False) -> dict[str, Path]:
     """Write digits, labels and both encoders under `out`; return the encoder paths."""
     import sklearn
 
@@ -294,6 +348,8 @@ def make_all(out: Path = OUT) -> dict[str, Path]:
         assert torch.allclose(models[name].classifier[-1](got), full, atol=1e-3), f"{name}: head mismatch"
         paths[name] = path
 
+    if framings:
+        compare_framings(x, y, models)
     sanity_checks(x, y, models, paths)
     for p in sorted(out.rglob("*")):
         if p.is_file():
@@ -327,8 +383,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--embed", action="store_true",
                         help="also run `relcli embed` with both encoders (needs the embed command)")
+    parser.add_argument("--framings", action="store_true",
+                        help="also print head accuracy for alternative resize/pad framings")
     args = parser.parse_args(argv)
-    make_all()
+    make_all(framings=args.framings)
     if args.embed:
         embed_with_relcli()
 

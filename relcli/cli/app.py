@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from relcli import __version__
-from relcli.cli import _runtime, info
+from relcli.cli import _runtime, anchors, evaluate, info, invert, project, stitch, translate
 
 app = typer.Typer(
     name="relcli",
@@ -43,6 +43,12 @@ def main_options(
     _runtime.reset(device, quiet, verbose, debug)
 
 
+app.command("anchors")(anchors.anchors)
+app.command("project")(project.project)
+app.command("invert")(invert.invert)
+app.command("translate")(translate.translate)
+app.add_typer(stitch.app, name="stitch")
+app.command("evaluate")(evaluate.evaluate)
 app.command("info")(info.info)
 
 

@@ -124,7 +124,9 @@ class LogisticHead(_HeadPredict, Estimator):
     def fit(self, x: torch.Tensor, labels) -> "LogisticHead":
         """Learn ``classes_``, ``input_mean_``, ``input_std_``, ``weight_`` (C×d), ``bias_`` (C,)."""
         if self.l2 < 0 or self.max_iter < 1:
-            raise UsageError(f"LogisticHead needs l2 >= 0 and max_iter >= 1, got l2={self.l2}, max_iter={self.max_iter}")
+            raise UsageError(
+                f"LogisticHead needs l2 >= 0 and max_iter >= 1, got l2={self.l2}, max_iter={self.max_iter}"
+            )
         x = _check_inputs(x)
         classes, y = _encode_labels(labels, x.shape[0], x.device)
         mean, std = _standardizer(x, self.standardize)
@@ -134,7 +136,11 @@ class LogisticHead(_HeadPredict, Estimator):
             weight = torch.zeros(n_classes, dim, device=x.device, dtype=x.dtype, requires_grad=True)
             bias = torch.zeros(n_classes, device=x.device, dtype=x.dtype, requires_grad=True)
             optimizer = torch.optim.LBFGS(
-                [weight, bias], lr=1.0, max_iter=self.max_iter, line_search_fn="strong_wolfe"
+                [weight, bias],
+                lr=1.0,
+                max_iter=self.max_iter,
+                tolerance_change=10 * torch.finfo(x.dtype).eps,
+                line_search_fn="strong_wolfe",
             )
 
             def objective():

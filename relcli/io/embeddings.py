@@ -647,7 +647,7 @@ class EmbeddingWriter:
         for name, values in self.arrays.items():
             self._file.create_dataset(name, data=values)
         for key, value in self.attrs.items():
-            native = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            native = isinstance(value, (str, int, float, bool))
             self._file.attrs[META_PREFIX + key] = value if native else json.dumps(value)
 
     def _open_safetensors(self) -> None:

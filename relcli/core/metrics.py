@@ -1,0 +1,449 @@
+"""How good a translation is: metrics between a prediction and its reference, row by row.
+
+``pred`` (n×d) and ``ref`` (n×d) are aligned: row i of ``pred`` should match row i of ``ref``.
+Everything runs over row chunks with float64 accumulators, so no n×n matrix is ever built and
+the result does not depend on the chunk size. Cosines are of L2-normalised rows, so NaN/Inf
+rows and all-zero rows (undefined direction) are a ``DataError`` naming the rows.
+
+Ties. Similarities are compared with a rounding tolerance τ = 32·eps(dtype) (4τ for CSLS
+scores): two similarities closer than τ count as equal, because a matrix product can round the
+same cosine differently in different columns. Retrieval ties go in the query's favour; nearest
+neighbour ties go to the lower row index.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+
+from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, l2_normalize, row_chunks
+from relcli.errors import DataError, UsageError
+
+SIMILARITY_CHUNK_ROWS = 4096
+# At most this many similarities (chunk × n) are held at once; chunks shrink for very large n.
+_MAX_CHUNK_ELEMENTS = 1 << 26
+
+
+# --------------------------------------------------------------------------- input checks
+def _pair(
+    pred: torch.Tensor, ref: torch.Tensor, same_dims: bool = True, names: tuple[str, str] = ("pred", "ref")
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check both matrices, put ``ref`` on ``pred``'s device, and both in their common dtype."""
+    a, b = names
+    pred = check_matrix(pred, a)
+    ref = check_matrix(ref, b)
+    if pred.shape[0] != ref.shape[0]:
+        raise DataError(
+            f"{a} has {pred.shape[0]} rows but {b} has {ref.shape[0]}; "
+            "metrics compare aligned rows, join them by id first"
+        )
+    if same_dims and pred.shape[1] != ref.shape[1]:
+        raise DataError(
+            f"dimension mismatch: {a} is {tuple(pred.shape)} but {b} is {tuple(ref.shape)}; compare inside one space"
+        )
+    if pred.shape[0] == 0:
+        raise DataError(f"{a} and {b} have no rows; metrics need at least one")
+    dtype = torch.promote_types(pred.dtype, ref.dtype)
+    return pred.to(dtype), ref.to(device=pred.device, dtype=dtype)
+
+
+def _unit_pair(pred: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    pred, ref = _pair(pred, ref)
+    return l2_normalize(pred, "pred"), l2_normalize(ref, "ref")
+
+
+def _tie_tol(dtype: torch.dtype) -> float:
+    return 32 * torch.finfo(dtype).eps
+
+
+def _sim_chunk(n: int, chunk_rows: int | None) -> int:
+    """Rows per chunk so that a chunk × n similarity block stays within the element budget."""
+    step = n if not chunk_rows or chunk_rows <= 0 else chunk_rows
+    return max(1, min(step, _MAX_CHUNK_ELEMENTS // max(n, 1)))
+
+
+def _check_k(k: int, limit: int, what: str, n: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UsageError(f"{what} must be a positive integer, got {k!r}")
+    if k > limit:
+        raise DataError(f"{what}={k} needs more rows than the {n} given; use k <= {limit}")
+    return k
+
+
+def query_indices(n: int, query_sample: int | None = None, seed: int = 0) -> torch.Tensor:
+    """The query rows a sampled metric evaluates, sorted (int64, CPU).
+
+    All rows when ``query_sample`` is None or ≥ n; otherwise a uniform random subset of
+    ``query_sample`` rows drawn with a CPU generator seeded by ``seed`` (the same on every device).
+    """
+    if query_sample is None or query_sample >= n:
+        return torch.arange(n)
+    if isinstance(query_sample, bool) or not isinstance(query_sample, int) or query_sample < 1:
+        raise UsageError(f"query_sample must be a positive integer, got {query_sample!r}")
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(n, generator=generator)[:query_sample].sort().values
+
+
+# --------------------------------------------------------------------------- row-wise metrics
+def mean_cosine(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> float:
+    """Mean row cosine: (1/n) Σ_i ⟨pred_i, ref_i⟩ / (‖pred_i‖ ‖ref_i‖). Higher is better."""
+    pred, ref = _pair(pred, ref)
+    check_rows(pred, "pred")
+    check_rows(ref, "ref")
+    total = torch.zeros((), dtype=torch.float64, device=pred.device)
+    for rows in row_chunks(pred.shape[0], chunk_rows):
+        p = l2_normalize(pred[rows], "pred")
+        r = l2_normalize(ref[rows], "ref")
+        total += (p * r).sum(dim=1, dtype=torch.float64).sum()
+    return float(total) / pred.shape[0]
+
+
+def mse(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> float:
+    """Mean squared error over all elements: (1/(n·d)) Σ_ij (pred_ij − ref_ij)². Lower is better."""
+    pred, ref = _pair(pred, ref)
+    check_rows(pred, "pred", allow_zero=True)
+    check_rows(ref, "ref", allow_zero=True)
+    total = torch.zeros((), dtype=torch.float64, device=pred.device)
+    for rows in row_chunks(pred.shape[0], chunk_rows):
+        total += (pred[rows] - ref[rows]).to(torch.float64).pow(2).sum()
+    return float(total) / pred.numel()
+
+
+# --------------------------------------------------------------------------- retrieval
+def _retrieval_ranks(
+    p_hat: torch.Tensor, r_hat: torch.Tensor, queries: torch.Tensor, chunk_rows: int | None
+) -> torch.Tensor:
+    """rank_i = 1 + #{j ≠ i: s_ij > s_ii + τ} with s_ij = cos(pred_i, ref_j), for i in ``queries``."""
+    n = r_hat.shape[0]
+    tol = _tie_tol(p_hat.dtype)
+    queries = queries.to(p_hat.device)
+    ranks = torch.empty(len(queries), dtype=torch.int64, device=p_hat.device)
+    for rows in row_chunks(len(queries), _sim_chunk(n, chunk_rows)):
+        q = queries[rows]
+        sims = p_hat[q] @ r_hat.T
+        own = sims.gather(1, q[:, None])
+        ranks[rows] = 1 + (sims > own + tol).sum(dim=1)
+    return ranks
+
+
+def _rank_summary(ranks: torch.Tensor, ks: Iterable[int], mrr_ks: Iterable[int], prefix: str = "") -> dict[str, float]:
+    ranks64 = ranks.to(torch.float64)
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"{prefix}top{k}"] = float((ranks <= k).to(torch.float64).mean())
+    if not prefix:
+        out["mrr"] = float((1.0 / ranks64).mean())
+        for k in mrr_ks:
+            out[f"mrr@{k}"] = float(torch.where(ranks <= k, 1.0 / ranks64, torch.zeros_like(ranks64)).mean())
+    return out
+
+
+def retrieval(
+    pred: torch.Tensor,
+    ref: torch.Tensor,
+    ks: Sequence[int] = (1, 5, 10),
+    chunk_rows: int | None = SIMILARITY_CHUNK_ROWS,
+    query_sample: int | None = None,
+    seed: int = 0,
+    mrr_ks: Sequence[int] = (10,),
+) -> dict[str, float]:
+    """Retrieval of each pred row among all ref rows by cosine: top-k accuracy and MRR.
+
+    s_ij = cos(pred_i, ref_j); rank_i = 1 + #{j ≠ i : s_ij > s_ii}. Ties (|s_ij − s_ii| ≤ τ)
+    are resolved in the query's favour, so a duplicate of the correct row does not push it down.
+    Returns {"top{k}": mean_i [rank_i ≤ k] for k in ks, "mrr": mean_i 1/rank_i,
+    "mrr@{k}": mean_i (1/rank_i if rank_i ≤ k else 0) for k in mrr_ks} (MRR@k as in relreps).
+    ``query_sample=m`` averages over a seeded random subset of m queries (see ``query_indices``),
+    each still ranked among all n ref rows. k > n is a ``DataError`` (an mrr@k with k ≥ n is MRR).
+    """
+    p_hat, r_hat = _unit_pair(pred, ref)
+    n = p_hat.shape[0]
+    ks = [_check_k(k, n, "top-k k", n) for k in ks]
+    mrr_ks = [_check_k(k, math.inf, "mrr@k k", n) for k in mrr_ks]
+    ranks = _retrieval_ranks(p_hat, r_hat, query_indices(n, query_sample, seed), chunk_rows)
+    return _rank_summary(ranks, ks, mrr_ks)
+
+
+# --------------------------------------------------------------------------- neighbourhoods
+def _knn_mask(sims: torch.Tensor, k: int, tol: float) -> torch.Tensor:
+    """Boolean mask of each row's k largest entries; ties (within ``tol``) go to lower indices.
+
+    t = k-th largest value; every entry > t + τ is in, and the rest of the k places go to the
+    entries within τ of t, in index order.
+    """
+    kth = sims.topk(k, dim=1).values[:, -1:]
+    sure = sims > kth + tol
+    tied = (sims >= kth - tol) & ~sure
+    need = k - sure.sum(dim=1, keepdim=True)
+    return sure | (tied & (tied.cumsum(dim=1) <= need))
+
+
+def jaccard_at_k(
+    pred: torch.Tensor,
+    ref: torch.Tensor,
+    k: int = 10,
+    chunk_rows: int | None = SIMILARITY_CHUNK_ROWS,
+    query_sample: int | None = None,
+    seed: int = 0,
+) -> float:
+    """Mean Jaccard index of k-nearest-neighbour sets: mean_i |N_k^P(i) ∩ N_k^R(i)| / |N_k^P(i) ∪ N_k^R(i)|.
+
+    N_k^X(i) = the k rows j ≠ i of X with the largest cos(x_i, x_j) (self excluded); ties within
+    τ go to the lower row index, so the sets are deterministic. Needs k < n (``DataError``
+    otherwise). ``query_sample`` averages over a seeded subset of rows (neighbours among all rows).
+    """
+    p_hat, r_hat = _unit_pair(pred, ref)
+    n = p_hat.shape[0]
+    _check_k(k, n - 1, "jaccard k", n)
+    tol = _tie_tol(p_hat.dtype)
+    queries = query_indices(n, query_sample, seed).to(p_hat.device)
+    total = torch.zeros((), dtype=torch.float64, device=p_hat.device)
+    for rows in row_chunks(len(queries), _sim_chunk(n, chunk_rows)):
+        q = queries[rows]
+        self_cols = q[:, None]
+        sp = (p_hat[q] @ p_hat.T).scatter_(1, self_cols, -math.inf)
+        sr = (r_hat[q] @ r_hat.T).scatter_(1, self_cols, -math.inf)
+        inter = (_knn_mask(sp, k, tol) & _knn_mask(sr, k, tol)).sum(dim=1).to(torch.float64)
+        total += (inter / (2 * k - inter)).sum()
+    return float(total) / len(queries)
+
+
+def _mean_topk_similarity(
+    a_hat: torch.Tensor, b_hat: torch.Tensor, k: int, chunk_rows: int | None
+) -> torch.Tensor:
+    """For each row of a: mean of its k largest cosines to rows of b (the CSLS neighbourhood term)."""
+    out = torch.empty(a_hat.shape[0], dtype=a_hat.dtype, device=a_hat.device)
+    for rows in row_chunks(a_hat.shape[0], _sim_chunk(b_hat.shape[0], chunk_rows)):
+        out[rows] = (a_hat[rows] @ b_hat.T).topk(k, dim=1).values.mean(dim=1)
+    return out
+
+
+def _csls_ranks(
+    p_hat: torch.Tensor, r_hat: torch.Tensor, k_neighbours: int, queries: torch.Tensor, chunk_rows: int | None
+) -> torch.Tensor:
+    n = r_hat.shape[0]
+    tol = 4 * _tie_tol(p_hat.dtype)
+    queries = queries.to(p_hat.device)
+    r_src = _mean_topk_similarity(r_hat, p_hat, k_neighbours, chunk_rows)  # r_S(r_j)
+    r_tgt = _mean_topk_similarity(p_hat[queries], r_hat, k_neighbours, chunk_rows)  # r_T(p_i)
+    ranks = torch.empty(len(queries), dtype=torch.int64, device=p_hat.device)
+    for rows in row_chunks(len(queries), _sim_chunk(n, chunk_rows)):
+        q = queries[rows]
+        scores = 2 * (p_hat[q] @ r_hat.T) - r_tgt[rows, None] - r_src[None, :]
+        own = scores.gather(1, q[:, None])
+        ranks[rows] = 1 + (scores > own + tol).sum(dim=1)
+    return ranks
+
+
+def csls_retrieval(
+    pred: torch.Tensor,
+    ref: torch.Tensor,
+    k_neighbours: int = 10,
+    ks: Sequence[int] = (1,),
+    chunk_rows: int | None = SIMILARITY_CHUNK_ROWS,
+    query_sample: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Top-k retrieval accuracy under CSLS (Conneau et al. 2018), which corrects for hubs.
+
+    CSLS(p_i, r_j) = 2 cos(p_i, r_j) − r_T(p_i) − r_S(r_j), where r_T(p_i) is the mean cosine of
+    p_i to its k nearest ref rows and r_S(r_j) the mean cosine of r_j to its k nearest pred rows
+    (k = ``k_neighbours``; neighbourhoods include the matching row). rank_i = 1 + #{j ≠ i:
+    CSLS_ij > CSLS_ii}, ties in the query's favour. Returns {"csls_top{k}": mean_i [rank_i ≤ k]}.
+    """
+    p_hat, r_hat = _unit_pair(pred, ref)
+    n = p_hat.shape[0]
+    _check_k(k_neighbours, n, "CSLS k_neighbours", n)
+    ks = [_check_k(k, n, "CSLS top-k k", n) for k in ks]
+    ranks = _csls_ranks(p_hat, r_hat, k_neighbours, query_indices(n, query_sample, seed), chunk_rows)
+    return _rank_summary(ranks, ks, (), prefix="csls_")
+
+
+# --------------------------------------------------------------------------- CKA
+def linear_cka(x: torch.Tensor, y: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> float:
+    """Linear CKA = ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on column-centred X (n×d_x), Y (n×d_y).
+
+    In [0, 1]; 1 for spaces equal up to rotation/reflection and isotropic scaling; symmetric.
+    XᵀX, YᵀY, YᵀX and the column sums are accumulated in float64 over row chunks, then centred
+    (XᵀX_c = XᵀX − n μ_x μ_xᵀ, ...). Rows are first shifted by row 0 (centring is shift
+    invariant), which keeps that subtraction free of cancellation when the mean is large.
+    """
+    x, y = _pair(x, y, same_dims=False, names=("x", "y"))
+    check_rows(x, "x", allow_zero=True)
+    check_rows(y, "y", allow_zero=True)
+    n = x.shape[0]
+    f64 = dict(dtype=torch.float64, device=x.device)
+    shift_x, shift_y = x[0].to(torch.float64), y[0].to(torch.float64)
+    xx = torch.zeros(x.shape[1], x.shape[1], **f64)
+    yy = torch.zeros(y.shape[1], y.shape[1], **f64)
+    yx = torch.zeros(y.shape[1], x.shape[1], **f64)
+    sx = torch.zeros(x.shape[1], **f64)
+    sy = torch.zeros(y.shape[1], **f64)
+    for rows in row_chunks(n, chunk_rows):
+        xc = x[rows].to(torch.float64) - shift_x
+        yc = y[rows].to(torch.float64) - shift_y
+        xx += xc.T @ xc
+        yy += yc.T @ yc
+        yx += yc.T @ xc
+        sx += xc.sum(dim=0)
+        sy += yc.sum(dim=0)
+    mx, my = sx / n, sy / n
+    xx -= n * torch.outer(mx, mx)
+    yy -= n * torch.outer(my, my)
+    yx -= n * torch.outer(my, mx)
+    denominator = torch.linalg.matrix_norm(xx) * torch.linalg.matrix_norm(yy)
+    if not bool(denominator > 0):
+        raise DataError("linear CKA is undefined: x or y is constant over rows (zero variance after centring)")
+    return float(torch.linalg.matrix_norm(yx) ** 2 / denominator)
+
+
+# --------------------------------------------------------------------------- label metrics
+def _label_pair(pred_labels, true_labels) -> tuple[torch.Tensor, torch.Tensor]:
+    pred_labels = torch.as_tensor(pred_labels)
+    true_labels = torch.as_tensor(true_labels)
+    for what, labels in (("pred_labels", pred_labels), ("true_labels", true_labels)):
+        if labels.ndim != 1:
+            raise DataError(f"{what} must be a 1-D vector, got shape {tuple(labels.shape)}")
+        if labels.is_floating_point() or labels.is_complex():
+            raise DataError(f"{what} must be integer labels, got dtype {labels.dtype}")
+    if len(pred_labels) != len(true_labels):
+        raise DataError(
+            f"pred_labels has {len(pred_labels)} entries but true_labels has {len(true_labels)}; align them by id first"
+        )
+    if len(true_labels) == 0:
+        raise DataError("no labels to compare")
+    return pred_labels.to(torch.int64), true_labels.to(device=pred_labels.device, dtype=torch.int64)
+
+
+def accuracy(pred_labels, true_labels) -> float:
+    """Fraction of rows whose predicted label equals the true one: (1/n) Σ_i [ŷ_i = y_i]."""
+    pred_labels, true_labels = _label_pair(pred_labels, true_labels)
+    return float((pred_labels == true_labels).to(torch.float64).mean())
+
+
+def macro_f1(pred_labels, true_labels) -> float:
+    """Macro-F1: mean over classes c in true ∪ pred of F1_c = 2TP_c / (2TP_c + FP_c + FN_c).
+
+    Every such class occurs at least once, so no F1_c has a zero denominator.
+    """
+    pred_labels, true_labels = _label_pair(pred_labels, true_labels)
+    classes, codes = torch.unique(torch.cat([pred_labels, true_labels]), return_inverse=True)
+    c = len(classes)
+    pred_codes, true_codes = codes[: len(pred_labels)], codes[len(pred_labels) :]
+    hit = pred_codes == true_codes
+    tp = torch.bincount(true_codes[hit], minlength=c).to(torch.float64)
+    predicted = torch.bincount(pred_codes, minlength=c).to(torch.float64)  # TP + FP
+    actual = torch.bincount(true_codes, minlength=c).to(torch.float64)  # TP + FN
+    return float((2 * tp / (predicted + actual)).mean())
+
+
+# --------------------------------------------------------------------------- registry
+EMBEDDING_METRICS: tuple[str, ...] = (
+    "cosine", "mse", "top1", "top5", "top10", "mrr", "mrr@10", "jaccard@10", "cka", "csls_top1",
+)
+LABEL_METRICS: tuple[str, ...] = ("accuracy", "macro_f1")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"mse"})
+CSLS_NEIGHBOURS = 10
+
+METRIC_DOCS: dict[str, str] = {
+    "cosine": "mean_i cos(pred_i, ref_i)",
+    "mse": "mean over all elements of (pred_ij - ref_ij)^2 (lower is better)",
+    "top1": "fraction of rows whose ref row is the most cosine-similar of all ref rows (ties count as hits)",
+    "top5": "fraction of rows with rank_i <= 5, rank_i = 1 + #{j != i: cos(pred_i, ref_j) > cos(pred_i, ref_i)}",
+    "top10": "fraction of rows with rank_i <= 10 (rank as for top5)",
+    "mrr": "mean_i 1/rank_i (rank as for top5)",
+    "mrr@10": "mean_i of 1/rank_i if rank_i <= 10 else 0 (relreps MRR@k)",
+    "jaccard@10": (
+        "mean_i |N10_pred(i) & N10_ref(i)| / |N10_pred(i) | N10_ref(i)|, N10 = 10 nearest other rows by cosine"
+    ),
+    "cka": "linear CKA ||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F) on column-centred pred X and ref Y",
+    "csls_top1": (
+        "top-1 retrieval under CSLS = 2cos(p_i,r_j) - r_T(p_i) - r_S(r_j), 10-NN mean cosines (Conneau et al. 2018)"
+    ),
+    "accuracy": "mean_i [pred_label_i == true_label_i]",
+    "macro_f1": "mean over classes c in true|pred of 2TP_c / (2TP_c + FP_c + FN_c)",
+}
+
+# Names with any k: top{k}, mrr@{k}, jaccard@{k}, csls_top{k}.
+_K_PATTERN = re.compile(r"^(top|mrr@|jaccard@|csls_top)([1-9][0-9]*)$")
+
+
+def _unknown(name: str, valid: Sequence[str], with_k: bool) -> UsageError:
+    extra = "; top{k}, mrr@{k}, jaccard@{k} and csls_top{k} take any k >= 1" if with_k else ""
+    return UsageError(f"unknown metric {name!r}; valid: {', '.join(valid)}{extra}")
+
+
+def compute_embedding_metrics(
+    pred: torch.Tensor,
+    ref: torch.Tensor,
+    names: Sequence[str] | None = None,
+    chunk_rows: int | None = SIMILARITY_CHUNK_ROWS,
+    query_sample: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The named embedding metrics (all of ``EMBEDDING_METRICS`` when None), in the order asked.
+
+    Besides the listed names, top{k}, mrr@{k}, jaccard@{k} and csls_top{k} accept any k.
+    One retrieval pass serves every top-k/MRR name; ``query_sample``/``seed`` apply to the
+    retrieval, Jaccard and CSLS metrics. Unknown names are a ``UsageError``.
+    """
+    names = list(EMBEDDING_METRICS if names is None else names)
+    parsed: dict[str, tuple[str, int | None]] = {}
+    for name in names:
+        match = _K_PATTERN.match(name)
+        if match:
+            parsed[name] = (match.group(1), int(match.group(2)))
+        elif name in ("cosine", "mse", "mrr", "cka"):
+            parsed[name] = (name, None)
+        else:
+            raise _unknown(name, EMBEDDING_METRICS, with_k=True)
+
+    pred, ref = _pair(pred, ref)
+    n = pred.shape[0]
+    ranking = {"top", "mrr", "mrr@"}
+    need_unit = any(kind in ranking | {"jaccard@", "csls_top"} for kind, _ in parsed.values())
+    if need_unit:
+        p_hat, r_hat = l2_normalize(pred, "pred"), l2_normalize(ref, "ref")
+    for kind, k in parsed.values():
+        if kind in ("top", "csls_top"):
+            _check_k(k, n, f"{kind}{k}: k", n)
+        elif kind == "jaccard@":
+            _check_k(k, n - 1, f"jaccard@{k}: k", n)
+    if any(kind == "csls_top" for kind, _ in parsed.values()):
+        _check_k(CSLS_NEIGHBOURS, n, "CSLS neighbourhood size", n)
+
+    queries = query_indices(n, query_sample, seed)
+    cache: dict[str, torch.Tensor] = {}
+
+    def ranks(kind: str) -> torch.Tensor:
+        if kind not in cache:
+            if kind == "csls":
+                cache[kind] = _csls_ranks(p_hat, r_hat, CSLS_NEIGHBOURS, queries, chunk_rows)
+            else:
+                cache[kind] = _retrieval_ranks(p_hat, r_hat, queries, chunk_rows)
+        return cache[kind]
+
+    compute: dict[str, Callable[[int | None], float]] = {
+        "cosine": lambda k: mean_cosine(pred, ref, chunk_rows),
+        "mse": lambda k: mse(pred, ref, chunk_rows),
+        "cka": lambda k: linear_cka(pred, ref, chunk_rows),
+        "top": lambda k: _rank_summary(ranks("plain"), [k], [])[f"top{k}"],
+        "mrr": lambda k: _rank_summary(ranks("plain"), [], [])["mrr"],
+        "mrr@": lambda k: _rank_summary(ranks("plain"), [], [k])[f"mrr@{k}"],
+        "jaccard@": lambda k: jaccard_at_k(pred, ref, k, chunk_rows, query_sample, seed),
+        "csls_top": lambda k: _rank_summary(ranks("csls"), [k], [], prefix="csls_")[f"csls_top{k}"],
+    }
+    return {name: float(compute[kind](k)) for name, (kind, k) in parsed.items()}
+
+
+def compute_label_metrics(pred_labels, true_labels, names: Sequence[str] | None = None) -> dict[str, float]:
+    """The named label metrics (all of ``LABEL_METRICS`` when None); unknown names are a ``UsageError``."""
+    names = list(LABEL_METRICS if names is None else names)
+    functions = {"accuracy": accuracy, "macro_f1": macro_f1}
+    for name in names:
+        if name not in functions:
+            raise _unknown(name, LABEL_METRICS, with_k=False)
+    return {name: functions[name](pred_labels, true_labels) for name in names}

@@ -1,0 +1,62 @@
+"""Joining rows across files by id (DESIGN §3: ids link rows; no ids means row index)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from relcli.errors import DataError, FileFormatError
+
+
+def _examples(values: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(v) for v in list(values)[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: str = "ids") -> list[int]:
+    """Row index in ``available`` of every key in ``wanted``; a missing key is an error that
+    says how many of how many matched and names a few of the missing ones."""
+    position = {key: row for row, key in enumerate(available)}
+    rows, missing = [], []
+    for key in wanted:
+        row = position.get(key)
+        if row is None:
+            missing.append(key)
+        else:
+            rows.append(row)
+    if missing:
+        raise DataError(
+            f"{len(missing)} of {len(wanted)} {what} are missing (only {len(wanted) - len(missing)} matched): "
+            f"{_examples(missing)}",
+            path,
+        )
+    return rows
+
+
+def read_pairs(path: str | os.PathLike) -> dict[str, str]:
+    """Source id -> target id from a two-column TSV; one-to-one pairs only, the first listed wins.
+
+    Blank lines and lines starting with '#' are skipped; a header line is not special (a pair
+    whose ids do not occur simply never matches).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError("no such pairs file", path)
+    mapping: dict[str, str] = {}
+    used_targets: set[str] = set()
+    with open(path, newline="", encoding="utf-8") as handle:
+        for line_no, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if not row or not "".join(row).strip() or row[0].startswith("#"):
+                continue
+            if len(row) < 2:
+                raise FileFormatError(f"line {line_no} has {len(row)} column(s); expected source<TAB>target", path)
+            source, target = row[0].strip(), row[1].strip()
+            if source in mapping or target in used_targets:
+                continue
+            mapping[source] = target
+            used_targets.add(target)
+    if not mapping:
+        raise FileFormatError("holds no id pairs", path)
+    return mapping

@@ -1,0 +1,1 @@
+"""Tests of relcli.io: embedding files, atomic writes, estimators."""

@@ -1,0 +1,98 @@
+"""Streaming: chunked reads equal the whole, read_rows equals fancy indexing, chunked writes
+equal one write (DESIGN §3 "Streaming"), for HDF5, safetensors and .npy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from relcli.errors import DataError
+from relcli.io.embeddings import EmbeddingWriter, open_embeddings, write_embeddings
+
+N, D = 1000, 16
+FORMATS = ["hdf5", "safetensors", "npy"]
+EXT = {"hdf5": ".h5", "safetensors": ".safetensors", "npy": ".npy"}
+
+
+def reference(dtype=np.float32) -> np.ndarray:
+    return np.random.default_rng(42).standard_normal((N, D)).astype(dtype)
+
+
+@pytest.fixture(params=FORMATS)
+def stored(request, tmp_path):
+    """(path, matrix) of a 1000 x 16 file in each format, larger than one HDF5 chunk of rows."""
+    m = reference()
+    path = tmp_path / f"m{EXT[request.param]}"
+    if request.param == "npy":
+        np.save(path, m)
+    else:
+        write_embeddings(path, m)
+    return path, m
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64, 999, 1000, 1001, 4096])
+def test_chunks_concatenate_to_the_whole(stored, batch):
+    path, m = stored
+    with open_embeddings(path) as f:
+        starts, chunks = zip(*f.iter_chunks(batch))
+        whole = f.read_all()
+    sizes = [c.shape[0] for c in chunks]
+    assert list(starts) == list(range(0, N, batch))
+    assert all(s == min(batch, N - start) for s, start in zip(sizes, starts))
+    assert all(isinstance(c, torch.Tensor) and c.device.type == "cpu" and c.dtype == torch.float32 for c in chunks)
+    np.testing.assert_array_equal(torch.cat(chunks).numpy(), m)
+    np.testing.assert_array_equal(whole.numpy(), m)
+
+
+def test_chunks_are_independent_copies(stored):
+    path, m = stored
+    with open_embeddings(path) as f:
+        first = next(iter(f.iter_chunks(10)))[1]
+        first.fill_(123.0)
+        np.testing.assert_array_equal(f.read_rows([0, 1]).numpy(), m[:2])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_read_rows_equals_fancy_indexing(stored, seed):
+    path, m = stored
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, N, size=int(rng.integers(1, 300)))
+    index = np.concatenate([index, [N - 1, 0, N - 1], np.arange(500, 520)[::-1], np.arange(40, 60)])
+    rng.shuffle(index)
+    with open_embeddings(path) as f:
+        rows = f.read_rows(index.tolist())
+        assert rows.shape == (len(index), D)
+        np.testing.assert_array_equal(rows.numpy(), m[index])
+        np.testing.assert_array_equal(f.read_rows(np.array([5])).numpy(), m[[5]])
+        np.testing.assert_array_equal(f.read_rows([7, 7, 7]).numpy(), m[[7, 7, 7]])
+        assert f.read_rows([]).shape == (0, D)
+
+
+def test_read_rows_out_of_range(stored):
+    path, _ = stored
+    with open_embeddings(path) as f:
+        for bad in ([N], [0, -1], [2, N + 5]):
+            with pytest.raises(DataError, match="out of range"):
+                f.read_rows(bad)
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "safetensors"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("seed", range(3))
+def test_chunked_write_equals_one_write(fmt, dtype, seed, tmp_path):
+    m = reference(dtype)
+    ids = [f"row{i}" for i in range(N)]
+    once, chunked = tmp_path / f"once{EXT[fmt]}", tmp_path / f"chunked{EXT[fmt]}"
+    write_embeddings(once, m, ids=ids, attrs={"kind": "anchors"})
+    rng = np.random.default_rng(seed)
+    cuts = np.sort(np.concatenate([[0, 0, N, N], rng.integers(0, N, size=12)]))  # includes empty chunks
+    with EmbeddingWriter(chunked, N, D, dtype, ids=ids, attrs={"kind": "anchors"}) as writer:
+        for i, (start, stop) in enumerate(zip(cuts[:-1], cuts[1:])):
+            block = m[start:stop]
+            writer.write(torch.from_numpy(block) if i % 2 else block)  # torch and numpy chunks alike
+    with open_embeddings(once) as a, open_embeddings(chunked) as b:
+        assert (a.shape, a.dtype, a.ids, a.attrs) == (b.shape, b.dtype, b.ids, b.attrs)
+        np.testing.assert_array_equal(b.read_all().numpy(), m)
+    if fmt == "safetensors":  # preallocated then filled: byte-identical to a one-shot write
+        assert chunked.read_bytes() == once.read_bytes()

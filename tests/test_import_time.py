@@ -1,0 +1,74 @@
+"""``relcli --help`` and ``relcli <cmd> --help`` import neither torch nor h5py (DESIGN §2).
+
+Checked in fresh interpreters, by the module list of ``python -X importtime`` and by
+``sys.modules`` after invoking the app; wall time is not asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "h5py")
+
+
+def imported_modules(args: list[str], tmp_path) -> tuple[set[str], subprocess.CompletedProcess]:
+    """Top-level modules imported by ``python -X importtime ARGS`` (parsed from stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    names = set()
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+\d+\s+\|\s+\d+\s+\|\s*(\S+)\s*$", line)
+        if match:
+            names.add(match.group(1).split(".")[0])
+    return names, done
+
+
+def test_the_parser_sees_heavy_imports(tmp_path):
+    """Control: the same harness does report torch when it is imported."""
+    names, done = imported_modules(["-c", "import relcli.core"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "torch" in names and "relcli" in names
+
+
+@pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["-h"], ["--version"]], ids=" ".join)
+def test_help_imports_neither_torch_nor_h5py(args, tmp_path):
+    names, done = imported_modules(["-m", "relcli", *args], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "relcli" in names and "typer" in names
+    assert not names & set(HEAVY), sorted(names & set(HEAVY))
+    assert done.stdout.strip()
+
+
+PROBE = """
+import json, sys
+import typer
+from typer.testing import CliRunner
+from relcli.cli.app import app
+
+runner = CliRunner()
+names = sorted(typer.main.get_command(app).commands)
+report = {"commands": names, "failed": {}, "heavy": {}}
+for args in [["--help"]] + [[name, "--help"] for name in names]:
+    result = runner.invoke(app, args)
+    if result.exit_code != 0 or "Usage" not in result.stdout:
+        report["failed"][" ".join(args)] = (result.exit_code, result.output[-300:])
+    heavy = sorted(m for m in %r if m in sys.modules)
+    if heavy:
+        report["heavy"][" ".join(args)] = heavy
+print(json.dumps(report))
+""" % (HEAVY,)
+
+
+def test_every_subcommand_help_imports_neither_torch_nor_h5py(tmp_path):
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "info" in report["commands"]
+    assert report["failed"] == {}
+    assert report["heavy"] == {}
