@@ -177,7 +177,10 @@ def load_ccexam_models() -> dict[str, nn.Module]:
     `ccexam.models` imports only torch.nn; ccexam/__init__.py is lazy, so nothing from ccexam that
     needs torchvision or the network is imported.
     """
-    version = importlib.metadata.version("ccexam")
+    try:
+        version = importlib.metadata.version("ccexam")
+    except importlib.metadata.PackageNotFoundError:
+        sys.exit(f"error: ccexam is not installed; run `pip install --no-deps ccexam=={CCEXAM_VERSION}`")
     if version != CCEXAM_VERSION:
         sys.exit(f"error: need ccexam=={CCEXAM_VERSION}, found {version}; "
                  f"run `pip install --no-deps ccexam=={CCEXAM_VERSION}`")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from relcli import __version__
-from relcli.cli import _runtime, anchors, evaluate, info, invert, project, stitch, translate
+from relcli.cli import _runtime, anchors, embed, evaluate, info, invert, project, stitch, translate
 
 app = typer.Typer(
     name="relcli",
@@ -43,6 +43,7 @@ def main_options(
     _runtime.reset(device, quiet, verbose, debug)
 
 
+app.command("embed")(embed.embed)
 app.command("anchors")(anchors.anchors)
 app.command("project")(project.project)
 app.command("invert")(invert.invert)

@@ -300,11 +300,7 @@ def _kmeans_centroids(
             xs = _unit_rows(x, sl, norms)
             a = torch.argmax(xs @ centroids.T, dim=1)
             assign[sl] = a
-            if device.type == "cpu":
-                sums.index_add_(0, a, xs.to(torch.float64))
-            else:  # index_add_ uses atomics on GPUs: the order of additions would vary per run
-                onehot = torch.zeros(len(a), k, dtype=work, device=device).scatter_(1, a[:, None], 1)
-                sums += (onehot.T @ xs).to(torch.float64)
+            sums += _segment_sums(xs.to(torch.float64), a, k)
         if previous is not None and torch.equal(assign, previous):
             break
         previous = assign
@@ -312,6 +308,19 @@ def _kmeans_centroids(
         updated = (sums / lengths.clamp_min(torch.finfo(torch.float64).tiny)).to(work)
         centroids = torch.where(lengths > 0, updated, centroids)
     return centroids
+
+
+def _segment_sums(values: torch.Tensor, segment: torch.Tensor, k: int) -> torch.Tensor:
+    """Row sums per segment id in 0..k-1, as differences of a cumulative sum over rows sorted by id.
+
+    Unlike ``index_add_``, whose GPU atomics add in a varying order, this is bit-reproducible
+    on every device.
+    """
+    counts = torch.bincount(segment, minlength=k)
+    ends = torch.cumsum(counts, 0)
+    cumulative = torch.cumsum(values[torch.argsort(segment, stable=True)], 0)
+    cumulative = torch.cat([torch.zeros_like(cumulative[:1]), cumulative])
+    return cumulative[ends] - cumulative[ends - counts]
 
 
 def _snap_to_rows(x: torch.Tensor, norms: torch.Tensor, centroids: torch.Tensor, step: int) -> torch.Tensor:

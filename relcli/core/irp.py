@@ -170,7 +170,7 @@ class IRP(Estimator):
         if a_x is not None:
             self.source_mean_ = source_mean
             # mean_s Â_Xᵀ P_s = Â_Xᵀ (mean_s P_s): the whole project-then-invert chain in one map.
-            self.map_ = unit_x.T @ inverse[0]
+            self.map_ = unit_x.T @ inverse.mean(dim=0)
         return self
 
     def _pinv_transpose(self, unit_sub: torch.Tensor, k: int, d_y: int, delta: float, omega: int):

@@ -90,8 +90,8 @@ class _Anchors:
         if any(s in _DIRECTIONAL for s in similarities):
             a = anchors - self.mean if center else anchors
             what = "anchors (after centring)" if center else "anchors"
-            # Normalise once and keep Âᵀ contiguous for the per-chunk matmul.
-            self.unit_t = l2_normalize(a, what).T.contiguous()
+            # Normalised once; Âᵀ as a transposed view, the layout of a bare ``x @ a.T``.
+            self.unit_t = l2_normalize(a, what).T
         if "euclidean" in similarities:
             # Euclidean distance is translation invariant: centring both sides on the anchor mean
             # is free and shrinks the norms that the expansion would otherwise cancel.

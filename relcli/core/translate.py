@@ -36,7 +36,7 @@ def _scaling(a: torch.Tensor, scaling: str) -> tuple[torch.Tensor, torch.Tensor]
     if scaling == "standard":
         scale = centred.pow(2).mean(dim=0).sqrt()
     else:
-        scale = (centred.pow(2).sum() / k).sqrt().reshape(1)
+        scale = (centred.pow(2).sum() / (k * d)).sqrt().reshape(1)
     return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
@@ -183,7 +183,7 @@ class OrthoLinearTranslator(DirectTranslator):
 
     def _solve(self, xs, ys):
         r = pinv_solve(xs, ys, self.rcond)
-        return _polar(r), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+        return r, torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
 
 
 DIRECT_TRANSLATORS: dict[str, type[DirectTranslator]] = {

@@ -349,3 +349,17 @@ def test_bad_anchors_are_errors():
     b = torch.tensor([[0.0, 0], [1, 2], [-1, -2], [3, 1], [-3, -1]])  # row 0 is the mean
     with pytest.raises(DataError, match="after centring"):
         IRP(center=True).fit(b)
+
+
+def test_rcond_is_relative_to_the_largest_singular_value():
+    g = torch.Generator().manual_seed(20)
+    a = torch.randn(200, 8, generator=g, dtype=torch.float64)
+    a[:, -1] *= 1e-2  # one weak direction
+    sv = torch.linalg.svdvals(unit(a))
+    ratio = float(sv[-1] / sv[0])
+    assert sv[0] > 3  # so an absolute cut-off would decide differently
+    assert IRP(rcond=0.7 * ratio).fit(a).ranks_ == [8]
+    with pytest.raises(DataError, match="rank 7"):
+        IRP(rcond=1.4 * ratio).fit(a)
+    irp = IRP(rcond=1.4 * ratio, allow_rank_deficient=True).fit(a)
+    assert irp.ranks_ == [7] and irp.condition_numbers_[0] == pytest.approx(1 / ratio)

@@ -80,6 +80,15 @@ def test_affine_recovers_bias():
     assert (lin.transform(x_new) - (x_new @ m + b)).abs().max() > 1e-2
 
 
+def test_ortho_linear_is_nearest_orthogonal_to_least_squares():
+    x, y = gaussian(60, 6, 16), gaussian(60, 6, 17)
+    tr = OrthoLinearTranslator(scaling="none").fit(x, y)
+    r, *_ = np.linalg.lstsq(x.numpy(), y.numpy(), rcond=None)
+    u, _, vt = np.linalg.svd(r)
+    np.testing.assert_allclose(tr.matrix_.numpy(), u @ vt, atol=1e-10)
+    assert_close(tr.matrix_ @ tr.matrix_.T, torch.eye(6, dtype=torch.float64), 1e-10)
+
+
 def test_procrustes_matches_numpy_svd_with_standard_scaling():
     x, y = gaussian(80, 6, 10) * 3 + 1, gaussian(80, 6, 11) * 0.5
     tr = Procrustes().fit(x, y)

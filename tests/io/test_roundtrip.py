@@ -132,7 +132,7 @@ def assert_ids_equal(read, written) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "safetensors"])
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_round_trip_is_bit_exact(fmt, data, tmp_path):
     case = data.draw(embedding_files(fmt))
