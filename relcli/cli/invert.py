@@ -17,7 +17,7 @@ def invert(
     input: Annotated[Path, typer.Argument(help="Relative file made by `relcli project` (cosine).")],
     anchors: Annotated[Path, typer.Option("--anchors", "-a", help="Target-space anchors parallel to the relative file's anchors.")],
     output: opt.Output,
-    rcond: irp_opt.Rcond = 1e-3,
+    rcond: irp_opt.Rcond = "auto",
     prune_threshold: irp_opt.Prune = 0.0,
     subspaces: irp_opt.Subspaces = 1,
     allow_rank_deficient: irp_opt.AllowRankDeficient = False,
@@ -76,12 +76,24 @@ def invert(
         order = rows_for_keys(relative_keys, target_keys, anchors, what="anchor ids")
         target_vectors = target.vectors[torch.as_tensor(order, device=torch_device)]
         norm = target_norm if target_norm is not None else (None if center else target.stats.mean_norm)
-        irp = IRP(rcond, center, prune_threshold, subspaces, allow_rank_deficient, seed).fit(
-            target_vectors.to(pipe.compute_dtype(reader.dtype)), target_norm=norm
+        cutoff = irp_opt.parse_rcond(rcond, "irp")
+        anchor_relative = None
+        if cutoff == "auto":
+            # The anchor items' own relative rows, when the relative file holds them, let IRP choose its cut-off.
+            positions = {key: row for row, key in enumerate(reader.row_keys())}
+            if all(k in positions for k in relative_keys):
+                anchor_relative = pipe.load_rows(reader, torch_device, [positions[k] for k in relative_keys], check=False)
+            else:
+                cutoff = irp_opt.FALLBACK_RCOND
+                warn(f"{input}: the anchor items are not among its rows, so --rcond auto cannot cross-validate; using {cutoff:g}")
+        cdtype = pipe.compute_dtype(reader.dtype)
+        irp = IRP(cutoff, center, prune_threshold, subspaces, allow_rank_deficient, seed).fit(
+            target_vectors.to(cdtype), target_norm=norm,
+            anchor_relative=None if anchor_relative is None else anchor_relative.to(cdtype),
         )
         irp_opt.report_conditioning(irp, anchors, detail, warn)
         parameters = {
-            "rcond": rcond, "prune_threshold": prune_threshold, "subspaces": subspaces,
+            "rcond": cutoff, "rcond_chosen": irp.rcond_, "rcond_scores": irp.rcond_scores_, "prune_threshold": prune_threshold, "subspaces": subspaces,
             "allow_rank_deficient": allow_rank_deficient, "center": center, "target_norm": irp.target_norm_, "seed": seed,
         }
         attrs = {

@@ -303,7 +303,7 @@ def run(
     method: Annotated[str, typer.Option("--method", "-m", help="irp | procrustes | linear | affine | ortho-linear")] = "irp",
     center: Annotated[bool, typer.Option("--center/--no-center", help="IRP: centre on the anchor means.")] = False,
     scaling: Annotated[str, typer.Option("--scaling", help="Direct methods: standard | isotropic | none.")] = "standard",
-    rcond: Annotated[Optional[float], typer.Option("--rcond", min=0.0, max=1.0, help="Singular-value cut-off.")] = None,
+    rcond: irp_opt.Rcond = "auto",
     prune_threshold: irp_opt.Prune = 0.0,
     subspaces: irp_opt.Subspaces = 1,
     allow_rank_deficient: irp_opt.AllowRankDeficient = False,

@@ -19,7 +19,7 @@ SCALING_HELP = "Direct methods: standard (per-dimension, anchor statistics) | is
 
 def fit_from_files(
     src_reader, src_path: Path, tgt_anchors: Path, src_anchors: Path | None, method: str, center: bool,
-    scaling: str, rcond: float | None, prune_threshold: float, subspaces: int, allow_rank_deficient: bool,
+    scaling: str, rcond: str, prune_threshold: float, subspaces: int, allow_rank_deficient: bool,
     seed: int, device, batch_size: int,
 ):
     """Fit a translator from the files of `translate` / `stitch run`; returns (translator, info)."""
@@ -44,7 +44,7 @@ def fit_from_files(
     source_vectors, target_vectors = source_vectors.to(cdtype), target.vectors.to(cdtype)
     if method == "irp":
         params = dict(
-            rcond=1e-3 if rcond is None else rcond, center=center, prune_threshold=prune_threshold,
+            rcond=irp_opt.parse_rcond(rcond, "irp"), center=center, prune_threshold=prune_threshold,
             n_subspaces=subspaces, allow_rank_deficient=allow_rank_deficient, seed=seed,
         )
         norm = None if center else target.stats.mean_norm
@@ -53,9 +53,12 @@ def fit_from_files(
     else:
         if center or prune_threshold or subspaces != 1 or allow_rank_deficient:
             raise UsageError("--center, --prune-threshold, --subspaces and --allow-rank-deficient are IRP options")
-        params = dict(scaling=scaling, rcond=1e-6 if rcond is None else rcond)
+        params = dict(scaling=scaling, rcond=irp_opt.parse_rcond(rcond, method))
         translator = fit_translator(method, source_vectors, target_vectors, **params)
     info = {"method": method, **params, "anchors": int(target_vectors.shape[0])}
+    if method == "irp":
+        info.update(rcond_chosen=translator.rcond_, rcond_scores=translator.rcond_scores_,
+                    condition_numbers=translator.condition_numbers_, ranks=translator.ranks_)
     del torch
     return translator, info
 
@@ -75,9 +78,7 @@ def translate(
     method: Annotated[str, typer.Option("--method", "-m", help=METHOD_HELP)] = "irp",
     center: Annotated[bool, typer.Option("--center/--no-center", help="IRP: centre both spaces on their anchor means.")] = False,
     scaling: Annotated[str, typer.Option("--scaling", help=SCALING_HELP)] = "standard",
-    rcond: Annotated[
-        Optional[float], typer.Option("--rcond", min=0.0, max=1.0, help="Relative singular-value cut-off (IRP default 1e-3, direct 1e-6).")
-    ] = None,
+    rcond: irp_opt.Rcond = "auto",
     prune_threshold: irp_opt.Prune = 0.0,
     subspaces: irp_opt.Subspaces = 1,
     allow_rank_deficient: irp_opt.AllowRankDeficient = False,

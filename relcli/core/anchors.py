@@ -107,21 +107,20 @@ class SpaceStatsAccumulator:
         norms = torch.linalg.vector_norm(x, dim=1)
         norm_mean_b = norms.mean()
         norm_m2_b = ((norms - norm_mean_b) ** 2).sum()
-        if self._mean is None:
-            self._n, self._mean, self._m2 = n_b, mean_b, m2_b
-            self._norm_mean, self._norm_m2 = norm_mean_b, norm_m2_b
-            return self
-        n_a, n = self._n, self._n + n_b
+        if self._mean is None:  # merging into empty moments (n_a = 0) just copies the chunk's
+            self._mean, self._m2 = torch.zeros_like(mean_b), torch.zeros_like(m2_b)
+            self._norm_mean, self._norm_m2 = torch.zeros_like(norm_mean_b), torch.zeros_like(norm_m2_b)
+        n_a = self._n
         self._mean, self._m2 = _chan_merge(self._mean, self._m2, n_a, mean_b, m2_b, n_b)
         self._norm_mean, self._norm_m2 = _chan_merge(
             self._norm_mean, self._norm_m2, n_a, norm_mean_b, norm_m2_b, n_b
         )
-        self._n = n
+        self._n = n_a + n_b
         return self
 
     def result(self) -> SpaceStats:
         """The statistics of every row seen so far."""
-        if self._n == 0 or self._mean is None:
+        if self._n == 0:
             raise DataError("no rows to compute space statistics from: the input is empty")
         n = self._n
         return SpaceStats(

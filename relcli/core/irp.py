@@ -68,10 +68,62 @@ def farthest_point_subset(unit_anchors: torch.Tensor, threshold: float, seed: in
     return chosen
 
 
+RCOND_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.2, 0.3, 0.5)
+AUTO_FOLDS = 5
+AUTO_MIN_ANCHORS = 10
+FALLBACK_RCOND = 1e-3  # used by "auto" when there is nothing to cross-validate on
+
+
+def select_rcond(
+    anchor_relative: torch.Tensor,
+    unit_targets: torch.Tensor,
+    grid: tuple[float, ...] = RCOND_GRID,
+    folds: int = AUTO_FOLDS,
+    seed: int = 0,
+) -> tuple[float, dict[str, dict[str, float]]]:
+    """Choose IRP's cut-off by k-fold cross-validation over the anchors themselves.
+
+    For each fold H (seeded split of the k anchors) and each cut-off c: invert the held-out
+    anchors' relative rows restricted to the other anchors' columns, Ŷ_H = R[H, F] (Â_{Y,F}ᵀ)⁺_c,
+    and score how well it reconstructs the true held-out target anchors: score = MRR of
+    retrieving ŷ_h among all held-out targets by cosine + mean row cosine cos(ŷ_h, y_h). Both
+    matter: on real encoders retrieval peaks at small cut-offs and direction (what a stitched
+    classifier needs) at larger ones; their sum picked the best stitching cut-off on sample_data.
+    ``anchor_relative`` is the k × k relative matrix of the anchor items (row i: item i against
+    every anchor); ``unit_targets`` the row-normalised (centred) target anchors. Returns the
+    best cut-off (smallest among equals) and every cut-off's mean scores.
+    """
+    k = unit_targets.shape[0]
+    device, dtype = unit_targets.device, unit_targets.dtype
+    order = torch.randperm(k, generator=torch.Generator().manual_seed(int(seed))).to(device)
+    parts = [p for p in torch.tensor_split(order, min(folds, k)) if len(p) > 1]
+    totals = {c: torch.zeros(2, dtype=torch.float64) for c in grid}
+    for held in parts:
+        kept = torch.ones(k, dtype=torch.bool, device=device)
+        kept[held] = False
+        u, sigma, vh = torch.linalg.svd(unit_targets[kept], full_matrices=False)
+        projected = anchor_relative[held][:, kept].to(dtype) @ u
+        truth = unit_targets[held]
+        for c in grid:
+            keep = sigma > c * sigma[0]
+            y = (projected[:, keep] / sigma[keep]) @ vh[keep]
+            y = y / torch.linalg.vector_norm(y, dim=1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+            sims = y @ truth.T
+            diagonal = sims.diagonal()
+            ranks = 1 + (sims > diagonal[:, None]).sum(dim=1)
+            totals[c] += torch.tensor([float((1.0 / ranks).mean()), float(diagonal.mean())], dtype=torch.float64)
+    scores = {f"{c:g}": {"mrr": float(t[0]) / len(parts), "cosine": float(t[1]) / len(parts)} for c, t in totals.items()}
+    for value in scores.values():
+        value["score"] = value["mrr"] + value["cosine"]
+    best = max(grid, key=lambda c: (round(scores[f"{c:g}"]["score"], 12), -c))
+    return float(best), scores
+
+
 class IRP(Estimator):
     """Inverse relative projection onto target anchors, optionally folded with source anchors.
 
-    Parameters: ``rcond`` relative SVD cut-off (σ ≤ rcond·σ_max dropped); ``center`` centre the
+    Parameters: ``rcond`` relative SVD cut-off (σ ≤ rcond·σ_max dropped), or ``"auto"`` to choose it
+    by cross-validation on the anchors (:func:`select_rcond`); ``center`` centre the
     anchors (and inputs) on their anchor means; ``prune_threshold`` δ and ``n_subspaces`` ω of the
     FPS pruning (δ = 0, ω = 1: every anchor, plain pseudo-inverse); ``allow_rank_deficient`` accept
     fewer than d_Y independent anchors (minimum-norm solution inside their span); ``seed`` of FPS.
@@ -84,7 +136,7 @@ class IRP(Estimator):
 
     def __init__(
         self,
-        rcond: float = 1e-3,
+        rcond: float | str = "auto",
         center: bool = False,
         prune_threshold: float = 0.0,
         n_subspaces: int = 1,
@@ -99,8 +151,8 @@ class IRP(Estimator):
         self.seed = seed
 
     def _check_params(self) -> None:
-        if not 0.0 <= float(self.rcond) < 1.0:
-            raise UsageError(f"rcond must be in [0, 1), got {self.rcond}")
+        if self.rcond != "auto" and not (isinstance(self.rcond, (int, float)) and 0.0 <= float(self.rcond) < 1.0):
+            raise UsageError(f"rcond must be 'auto' or a number in [0, 1), got {self.rcond!r}")
         if not 0.0 <= float(self.prune_threshold) <= 1.0:
             raise UsageError(
                 f"prune_threshold must be in [0, 1] (a 1 − |cos| distance), got {self.prune_threshold}"
@@ -113,11 +165,17 @@ class IRP(Estimator):
         target_anchors: torch.Tensor,
         source_anchors: torch.Tensor | None = None,
         target_norm: float | None = None,
+        anchor_relative: torch.Tensor | None = None,
     ) -> "IRP":
         """Pseudo-inverses of the (pruned) target anchors, and the folded map if sources are given.
 
         ``target_norm`` is the norm every output row gets (of its centred part when centring);
-        by default the mean L2 norm of the (centred) target anchors.
+        by default the mean L2 norm of the (centred) target anchors. ``rcond="auto"`` picks the
+        cut-off with :func:`select_rcond`, which needs the anchors' own relative rows: computed
+        from ``source_anchors``, or given as ``anchor_relative`` (k × k, anchor order). The choice
+        is ``rcond_``, the scores of every candidate ``rcond_scores_`` (empty when there was nothing
+        to cross-validate on: no source anchors nor anchor_relative, or fewer than 10 anchors; the
+        cut-off is then FALLBACK_RCOND).
         """
         self._check_params()
         a_y = check_matrix(target_anchors, "target anchors")
@@ -141,6 +199,18 @@ class IRP(Estimator):
         if a_x is not None:
             source_mean = a_x.mean(dim=0) if self.center else torch.zeros_like(a_x[0])
             unit_x = l2_normalize(a_x - source_mean if self.center else a_x, "source anchors" + suffix)
+
+        if self.rcond == "auto":
+            if anchor_relative is None and a_x is not None:
+                anchor_relative = unit_x @ unit_x.T
+            if anchor_relative is not None and tuple(anchor_relative.shape) != (k, k):
+                raise DataError(f"anchor_relative must be {k} x {k} (anchors x anchors), got {tuple(anchor_relative.shape)}")
+            if anchor_relative is not None and k >= AUTO_MIN_ANCHORS:
+                self.rcond_, self.rcond_scores_ = select_rcond(anchor_relative.to(a_y.device), unit_y, seed=self.seed)
+            else:
+                self.rcond_, self.rcond_scores_ = FALLBACK_RCOND, {}
+        else:
+            self.rcond_, self.rcond_scores_ = float(self.rcond), {}
 
         omega, delta = int(self.n_subspaces), float(self.prune_threshold)
         if delta == 0.0 and omega == 1:
@@ -178,19 +248,19 @@ class IRP(Estimator):
         k_s = unit_sub.shape[0]
         u, sigma, vh = torch.linalg.svd(unit_sub, full_matrices=False)
         sigma_max = float(sigma[0]) if len(sigma) else 0.0
-        keep = sigma > float(self.rcond) * sigma_max
+        keep = sigma > self.rcond_ * sigma_max
         rank = int(keep.sum())
         sigma_min = float(sigma[-1]) if len(sigma) else 0.0
         full = k_s >= d_y and sigma_min > 0.0
         condition = sigma_max / sigma_min if full else float("inf")
-        if (k_s < d_y or rank < d_y) and not self.allow_rank_deficient:
+        if k_s < d_y and not self.allow_rank_deficient:
             pruned = (
                 f" after pruning (prune_threshold={delta}, n_subspaces={omega}: lower the threshold)"
                 if k_s < k else ""
             )
             raise DataError(
-                f"IRP needs at least d_Y={d_y} linearly independent target anchors, got k={k_s}"
-                f"{pruned} (rank {rank} at rcond={self.rcond}): use more anchors (≥ d_Y, ideally "
+                f"IRP needs at least d_Y={d_y} target anchors, got k={k_s}"
+                f"{pruned} (rank {rank} at rcond={self.rcond_:g}): use more anchors (≥ d_Y, ideally "
                 f"2·d_Y) or allow_rank_deficient=True"
             )
         p_s = (u[:, keep] / sigma[keep]) @ vh[keep]

@@ -183,7 +183,7 @@ class OrthoLinearTranslator(DirectTranslator):
 
     def _solve(self, xs, ys):
         r = pinv_solve(xs, ys, self.rcond)
-        return r, torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+        return _polar(r), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
 
 
 DIRECT_TRANSLATORS: dict[str, type[DirectTranslator]] = {

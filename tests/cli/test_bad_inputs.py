@@ -342,6 +342,7 @@ def test_stitch_fit_unknown_head(data, tmp_path, out):
           "unknown --head 'svm'")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load
 def test_stitch_apply_bad_head_files(data, tmp_path, out):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a zip archive")

@@ -323,6 +323,14 @@ def test_translate_every_method(data, tmp_path, method):
         assert np.mean((t.matrix - data.y) ** 2) < 0.03 * data.y.var()
 
 
+def test_translate_is_deterministic(data, tmp_path):
+    """DESIGN §6: the same inputs and --seed give bit-identical outputs on the same device."""
+    options = ["--prune-threshold", "0.5", "--subspaces", "2", "--seed", "3"]
+    for name in ("a.safetensors", "b.safetensors"):
+        ok(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.ya, *options, "-o", tmp_path / name))
+    np.testing.assert_array_equal(load(tmp_path / "a.safetensors").matrix, load(tmp_path / "b.safetensors").matrix)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_save_map_then_map_gives_identical_output(data, tmp_path, method):
     fitted, applied, saved = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "map.safetensors"
@@ -476,6 +484,7 @@ def test_stitch_string_labels(data, tmp_path):
     assert evaluate_json(tmp_path / "p.h5", "--reference", labelled)["metrics"]["accuracy"] > 0.95
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated, still supported
 def test_stitch_apply_torchscript_head(data, tmp_path):
     torch.manual_seed(0)
     linear = torch.nn.Linear(D, 3)
