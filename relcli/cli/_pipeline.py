@@ -6,6 +6,7 @@ This is the "load, call, write" part of the CLI; the maths stays in ``relcli.cor
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,18 @@ def describe_rows(reader: EmbeddingFile, rows: np.ndarray | list[int], limit: in
     return f"{len(rows)} row(s) ({'ids' if keys else 'rows'} {shown}{more})"
 
 
-def check_chunk(reader: EmbeddingFile, chunk: torch.Tensor, start: int, allow_zero: bool = False) -> None:
+def check_chunk(
+    reader: EmbeddingFile, chunk: torch.Tensor, start: int, allow_zero: bool = False,
+    hint: str = "; use --drop-invalid to skip them",
+) -> None:
     """NaN/Inf rows (and zero rows, whose direction is undefined) are reported by id."""
     nonfinite, zero = bad_rows(chunk)
     if len(nonfinite):
         rows = (nonfinite.cpu().numpy() + start).tolist()
-        raise DataError(f"NaN/Inf in {describe_rows(reader, rows)}; use --drop-invalid to skip them", reader.path)
+        raise DataError(f"NaN/Inf in {describe_rows(reader, rows)}{hint}", reader.path)
     if len(zero) and not allow_zero:
         rows = (zero.cpu().numpy() + start).tolist()
-        raise DataError(
-            f"all-zero {describe_rows(reader, rows)} have no direction; use --drop-invalid to skip them", reader.path
-        )
+        raise DataError(f"all-zero {describe_rows(reader, rows)} have no direction{hint}", reader.path)
 
 
 def invalid_rows(reader: EmbeddingFile, batch_size: int, allow_zero: bool = False) -> np.ndarray:
@@ -81,12 +83,18 @@ def load_rows(reader: EmbeddingFile, device: torch.device, rows=None, check: boo
     return data
 
 
-def stream_stats(reader: EmbeddingFile, batch_size: int, description: str = "statistics") -> SpaceStats:
-    """Whole-space statistics in one streaming pass (memory flat in N)."""
+def stream_stats(reader: EmbeddingFile, batch_size: int, skip: np.ndarray | None = None) -> SpaceStats:
+    """Whole-space statistics in one streaming pass (memory flat in N), leaving out rows ``skip``."""
     accumulator = SpaceStatsAccumulator()
-    with progress(reader.n_rows, f"{description} {reader.path.name}") as advance:
+    keep = None
+    if skip is not None and len(skip):
+        keep = np.ones(reader.n_rows, dtype=bool)
+        keep[skip] = False
+    with progress(reader.n_rows, f"statistics {reader.path.name}") as advance:
         for start, chunk in reader.iter_chunks(batch_size):
-            check_chunk(reader, chunk.float(), start, allow_zero=True)
+            if keep is not None:
+                chunk = chunk[torch.from_numpy(keep[start : start + len(chunk)])]
+            check_chunk(reader, chunk.float(), start, allow_zero=True, hint="; use --drop-invalid to leave them out")
             accumulator.update(chunk)
             advance(len(chunk))
     return accumulator.result()
@@ -147,6 +155,17 @@ def align_anchor_sets(source: AnchorSet, target: AnchorSet) -> torch.Tensor:
         return source.vectors
     rows = rows_for_keys(wanted, source.keys, source.path, what=f"anchor ids of {target.path.name}")
     return source.vectors[torch.as_tensor(rows, device=source.vectors.device)]
+
+
+@contextmanager
+def blame(path: Path):
+    """Errors from the kernels name no file; inside this block they name ``path``."""
+    try:
+        yield
+    except DataError as exc:
+        if exc.path is None:
+            raise DataError(exc.message, path) from None
+        raise
 
 
 def provenance(subcommand: str, parameters: dict[str, Any], inputs: list[Path | None]) -> dict[str, Any]:

@@ -27,6 +27,9 @@ def anchors(
         Optional[Path],
         typer.Option("--pairs", help="TSV of (id in --like's space, id in this space) when the ids differ (e.g. EN→IT words)."),
     ] = None,
+    drop_invalid: Annotated[
+        bool, typer.Option("--drop-invalid", help="Leave NaN/Inf and all-zero rows out of the statistics and the choice.")
+    ] = False,
     key: opt.Key = None,
     dtype: opt.Dtype = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
@@ -48,7 +51,7 @@ def anchors(
 
     from relcli.cli import _pipeline as pipe
     from relcli.core.anchors import STRATEGIES, select_anchors
-    from relcli.errors import UsageError
+    from relcli.errors import DataError, UsageError
     from relcli.io.atomic import check_writable, output_format
     from relcli.io.embeddings import EmbeddingWriter, open_embeddings
     from relcli.io.join import read_pairs, rows_for_keys
@@ -66,7 +69,11 @@ def anchors(
     torch_device = resolve_device(device)
 
     with open_embeddings(input, key=key) as reader:
-        stats = pipe.stream_stats(reader, batch_size)
+        invalid = pipe.invalid_rows(reader, batch_size) if drop_invalid else np.zeros(0, dtype=np.int64)
+        if len(invalid):
+            say(f"leaving out {pipe.describe_rows(reader, invalid)} with NaN/Inf or all zeros")
+        valid = np.setdiff1d(np.arange(reader.n_rows), invalid)
+        stats = pipe.stream_stats(reader, batch_size, skip=invalid)
         source_ids = None
         if like is not None:
             with open_embeddings(like) as reference:
@@ -75,7 +82,7 @@ def anchors(
                 mapping = read_pairs(pairs)
                 unmapped = [k for k in wanted if k not in mapping]
                 if unmapped:
-                    raise pipe.DataError(
+                    raise DataError(
                         f"{len(unmapped)} of {len(wanted)} anchor ids of {like.name} have no pair: "
                         + ", ".join(repr(u) for u in unmapped[:5]),
                         pairs,
@@ -84,16 +91,21 @@ def anchors(
             rows = rows_for_keys(wanted, reader.row_keys(), input, what=f"anchor ids of {like.name}")
             method = {"like": str(like), "pairs": None if pairs is None else str(pairs)}
         else:
+            if n_anchors > len(valid):
+                raise DataError(f"-n {n_anchors}: asked for {n_anchors} anchors but the file has only {len(valid)} rows{" without NaN/Inf or zeros" if len(invalid) else ""}", input)
             labels = None
             if strategy == "per-class":
                 if reader.labels is None:
                     raise UsageError("--strategy per-class needs labels, and this file has none", input)
-                _, codes = np.unique(np.asarray(reader.labels, dtype=object if isinstance(reader.labels, list) else None), return_inverse=True)
+                all_labels = np.asarray(reader.labels, dtype=object if isinstance(reader.labels, list) else None)
+                _, codes = np.unique(all_labels[valid], return_inverse=True)
                 labels = torch.from_numpy(codes.astype(np.int64).reshape(-1))
-            x = pipe.load_rows(reader, torch_device) if strategy in ("fps", "kmeans") else None
-            rows = select_anchors(
-                strategy, n_anchors, x=x, labels=labels, n_rows=reader.n_rows, seed=seed, chunk_rows=batch_size
-            ).tolist()
+            x = pipe.load_rows(reader, torch_device, valid if len(invalid) else None) if strategy in ("fps", "kmeans") else None
+            with pipe.blame(input):
+                chosen = select_anchors(
+                    strategy, n_anchors, x=x, labels=labels, n_rows=len(valid), seed=seed, chunk_rows=batch_size
+                )
+                rows = valid[chosen.numpy()].tolist()
             method = {"n_anchors": n_anchors, "strategy": strategy, "seed": seed}
         vectors = reader.read_rows(rows)
         pipe.check_chunk(reader, vectors.float(), 0)

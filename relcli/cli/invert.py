@@ -87,10 +87,11 @@ def invert(
                 cutoff = irp_opt.FALLBACK_RCOND
                 warn(f"{input}: the anchor items are not among its rows, so --rcond auto cannot cross-validate; using {cutoff:g}")
         cdtype = pipe.compute_dtype(reader.dtype)
-        irp = IRP(cutoff, center, prune_threshold, subspaces, allow_rank_deficient, seed).fit(
-            target_vectors.to(cdtype), target_norm=norm,
-            anchor_relative=None if anchor_relative is None else anchor_relative.to(cdtype),
-        )
+        with pipe.blame(anchors):
+            irp = IRP(cutoff, center, prune_threshold, subspaces, allow_rank_deficient, seed).fit(
+                target_vectors.to(cdtype), target_norm=norm,
+                anchor_relative=None if anchor_relative is None else anchor_relative.to(cdtype),
+            )
         irp_opt.report_conditioning(irp, anchors, detail, warn)
         parameters = {
             "rcond": cutoff, "rcond_chosen": irp.rcond_, "rcond_scores": irp.rcond_scores_, "prune_threshold": prune_threshold, "subspaces": subspaces,

@@ -48,13 +48,15 @@ def fit_from_files(
             n_subspaces=subspaces, allow_rank_deficient=allow_rank_deficient, seed=seed,
         )
         norm = None if center else target.stats.mean_norm
-        translator = fit_translator("irp", source_vectors, target_vectors, target_norm=norm, **params)
+        with pipe.blame(tgt_anchors):
+            translator = fit_translator("irp", source_vectors, target_vectors, target_norm=norm, **params)
         irp_opt.report_conditioning(translator, tgt_anchors, detail, warn)
     else:
         if center or prune_threshold or subspaces != 1 or allow_rank_deficient:
             raise UsageError("--center, --prune-threshold, --subspaces and --allow-rank-deficient are IRP options")
         params = dict(scaling=scaling, rcond=irp_opt.parse_rcond(rcond, method))
-        translator = fit_translator(method, source_vectors, target_vectors, **params)
+        with pipe.blame(tgt_anchors):
+            translator = fit_translator(method, source_vectors, target_vectors, **params)
     info = {"method": method, **params, "anchors": int(target_vectors.shape[0])}
     if method == "irp":
         info.update(rcond_chosen=translator.rcond_, rcond_scores=translator.rcond_scores_,

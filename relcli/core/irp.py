@@ -261,7 +261,7 @@ class IRP(Estimator):
             raise DataError(
                 f"IRP needs at least d_Y={d_y} target anchors, got k={k_s}"
                 f"{pruned} (rank {rank} at rcond={self.rcond_:g}): use more anchors (≥ d_Y, ideally "
-                f"2·d_Y) or allow_rank_deficient=True"
+                f"2·d_Y) or accept a rank-deficient inverse (allow_rank_deficient=True; CLI --allow-rank-deficient)"
             )
         p_s = (u[:, keep] / sigma[keep]) @ vh[keep]
         return p_s, condition, rank

@@ -50,8 +50,8 @@ def _pair(
     return pred.to(dtype), ref.to(device=pred.device, dtype=dtype)
 
 
-def _unit_pair(pred: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    pred, ref = _pair(pred, ref)
+def _unit_pair(pred: torch.Tensor, ref: torch.Tensor, same_dims: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    pred, ref = _pair(pred, ref, same_dims)
     return l2_normalize(pred, "pred"), l2_normalize(ref, "ref")
 
 
@@ -194,8 +194,9 @@ def jaccard_at_k(
     N_k^X(i) = the k rows j ≠ i of X with the largest cos(x_i, x_j) (self excluded); ties within
     τ go to the lower row index, so the sets are deterministic. Needs k < n (``DataError``
     otherwise). ``query_sample`` averages over a seeded subset of rows (neighbours among all rows).
+    The two spaces may have different dimensions.
     """
-    p_hat, r_hat = _unit_pair(pred, ref)
+    p_hat, r_hat = _unit_pair(pred, ref, same_dims=False)
     n = p_hat.shape[0]
     _check_k(k, n - 1, "jaccard k", n)
     tol = _tie_tol(p_hat.dtype)
@@ -401,7 +402,8 @@ def compute_embedding_metrics(
         else:
             raise _unknown(name, EMBEDDING_METRICS, with_k=True)
 
-    pred, ref = _pair(pred, ref)
+    across_spaces = all(kind in ("cka", "jaccard@") for kind, _ in parsed.values())
+    pred, ref = _pair(pred, ref, same_dims=not across_spaces)
     n = pred.shape[0]
     ranking = {"top", "mrr", "mrr@"}
     need_unit = any(kind in ranking | {"jaccard@", "csls_top"} for kind, _ in parsed.values())

@@ -68,23 +68,43 @@ def sniff_format(path: Path) -> str:
 
 
 def _decode_meta(raw: dict[str, Any], all_json: bool) -> dict[str, Any]:
-    """relcli.* metadata without the prefix. safetensors values are all JSON; HDF5 attributes
-    hold strings and numbers natively and JSON only for objects and lists."""
+    """relcli.* metadata without the prefix.
+
+    safetensors values are all JSON strings. HDF5 attributes hold strings, numbers and booleans
+    natively (so plain h5py reads ``relcli.kind`` as ``anchors``) and objects, lists and None as
+    JSON. A string that itself looks like JSON is stored JSON-quoted, so decoding (parse exactly
+    the attributes that look like JSON) is unambiguous.
+    """
     attrs: dict[str, Any] = {}
     for key, value in raw.items():
         if not key.startswith(META_PREFIX):
             continue
         if isinstance(value, bytes):
             value = value.decode("utf-8")
-        if isinstance(value, str) and (all_json or value[:1] in "{["):
+        if isinstance(value, str) and (all_json or _looks_like_json(value)):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
                 pass
         elif isinstance(value, np.generic):
             value = value.item()
+        elif isinstance(value, np.ndarray):
+            value = value.tolist()
         attrs[key[len(META_PREFIX):]] = value
     return attrs
+
+
+def _looks_like_json(text: str) -> bool:
+    return text[:1] in ("{", "[", '"') or text == "null"
+
+
+def _hdf5_attr(value: Any):
+    """A metadata value as an HDF5 attribute: plain strings and numbers natively, the rest JSON."""
+    if isinstance(value, str):
+        return json.dumps(value) if _looks_like_json(value) else value
+    if isinstance(value, (bool, int, float)):
+        return value
+    return json.dumps(value)
 
 
 def _check_ids(ids, n_rows: int, path: Path, what: str = "ids") -> None:
@@ -92,7 +112,7 @@ def _check_ids(ids, n_rows: int, path: Path, what: str = "ids") -> None:
         raise FileFormatError(f"has {len(ids)} {what} for {n_rows} rows", path)
     if what == "ids":
         seen: dict[Any, int] = {}
-        for row, value in enumerate(ids):
+        for row, value in enumerate(ids.tolist() if isinstance(ids, np.ndarray) else ids):
             if value in seen:
                 raise FileFormatError(
                     f"duplicate id {value!r} at rows {seen[value]} and {row}: ids must be unique", path
@@ -164,7 +184,7 @@ class EmbeddingFile:
         if key is not None:
             if key not in candidates:
                 names = ", ".join(sorted(candidates)) or "none"
-                raise FileFormatError(f"has no array {key!r} (arrays: {names})", self.path)
+                raise UsageError(f"has no array {key!r} (arrays: {names})", self.path)
         elif "embeddings" in candidates:
             key = "embeddings"
         else:
@@ -292,25 +312,30 @@ class HDF5File(EmbeddingFile):
             block = self._matrix[start:stop]
         except (OSError, RuntimeError) as exc:
             raise FileFormatError(f"cannot read rows {start}..{stop} (truncated?): {_short(exc)}", self.path) from None
-        return torch.from_numpy(np.ascontiguousarray(block))
+        return torch.from_numpy(np.ascontiguousarray(_native(block)))
 
     def _read_sorted(self, indices: np.ndarray):
         import torch
 
         block = self._matrix[indices] if len(indices) > 1 else self._matrix[int(indices[0]) : int(indices[0]) + 1]
-        return torch.from_numpy(np.ascontiguousarray(block))
+        return torch.from_numpy(np.ascontiguousarray(_native(block)))
 
     def array(self, name: str):
+        import h5py
         import torch
 
-        if name not in self._file:
+        if name not in self._file or not isinstance(self._file[name], h5py.Dataset):
             return None
-        return torch.from_numpy(np.ascontiguousarray(self._file[name][...]))
+        return torch.from_numpy(np.array(_native(np.asarray(self._file[name][()]))))
 
     def strings(self, name: str):
+        import h5py
+
         if name not in self._file:
             return None
         dataset = self._file[name]
+        if not isinstance(dataset, h5py.Dataset):
+            raise FileFormatError(f"{name!r} must be a dataset, not a group", self.path)
         if dataset.ndim != 1:
             raise FileFormatError(f"{name!r} must be 1-D, got shape {list(dataset.shape)}", self.path)
         if dataset.dtype.kind in ("S", "O", "U"):
@@ -339,6 +364,11 @@ def _h5_dtype_name(dtype, path) -> str:
     return name
 
 
+def _native(array: np.ndarray) -> np.ndarray:
+    """The array in native byte order (a no-op, not a copy, when it already is)."""
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
+
+
 def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
@@ -364,13 +394,17 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str],
     if not isinstance(header, dict):
         raise FileFormatError("safetensors header is truncated or invalid", path)
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise FileFormatError("safetensors __metadata__ must be an object of strings", path)
     data_len = size - 8 - header_len
     for name, entry in header.items():
         try:
-            begin, end = entry["data_offsets"]
+            begin, end = (int(v) for v in entry["data_offsets"])
             dtype = ST_TO_NAME[entry["dtype"]]
-            expected = int(np.prod(entry["shape"], dtype=np.int64)) * ITEMSIZE[dtype]
-        except (KeyError, TypeError, ValueError):
+            expected = int(np.prod([int(v) for v in entry["shape"]], dtype=np.int64)) * ITEMSIZE[dtype]
+            if any(not isinstance(v, int) for v in [*entry["data_offsets"], *entry["shape"]]):
+                raise TypeError
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise FileFormatError(f"safetensors entry {name!r} is invalid", path) from None
         if end > data_len or end - begin != expected:
             raise FileFormatError(f"safetensors data is truncated (tensor {name!r} ends past the file)", path)
@@ -404,6 +438,9 @@ class SafetensorsFile(EmbeddingFile):
         entry = self._header[name]
         dtype = ST_TO_NAME[entry["dtype"]]
         shape = list(entry["shape"])
+        scalar = not shape
+        if scalar:
+            shape = [1]
         row_items = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
         stop_row = shape[0] if stop_row is None else stop_row
         item = ITEMSIZE[dtype]
@@ -415,13 +452,13 @@ class SafetensorsFile(EmbeddingFile):
             data = np.fromfile(handle, dtype=np_dtype, count=count)
         if data.size != count:
             raise FileFormatError(f"safetensors data is truncated (tensor {name!r})", self.path)
-        return data.reshape([stop_row - start_row] + shape[1:])
+        return data.reshape(()) if scalar else data.reshape([stop_row - start_row] + shape[1:])
 
     def _read_slice(self, start: int, stop: int):
         import torch
 
         block = self._raw(self.key, start, stop)
-        tensor = torch.from_numpy(block.astype(block.dtype.newbyteorder("=")))
+        tensor = torch.from_numpy(_native(block))
         return tensor.view(torch.bfloat16) if self.dtype == "bfloat16" else tensor
 
     def _read_sorted(self, indices: np.ndarray):
@@ -435,7 +472,7 @@ class SafetensorsFile(EmbeddingFile):
         if name not in self._header:
             return None
         data = self._raw(name)
-        tensor = torch.from_numpy(data.astype(data.dtype.newbyteorder("=")))
+        tensor = torch.from_numpy(_native(data))
         return tensor.view(torch.bfloat16) if self._header[name]["dtype"] == "BF16" else tensor
 
     def strings(self, name: str):
@@ -489,7 +526,7 @@ class NpyFile(EmbeddingFile):
     def _read_slice(self, start: int, stop: int):
         import torch
 
-        return torch.from_numpy(np.array(self._array[start:stop]))
+        return torch.from_numpy(np.array(_native(self._array[start:stop])))
 
     def array_shapes(self):
         return {"array": (list(self._array.shape), self.dtype)}
@@ -569,6 +606,11 @@ class EmbeddingWriter:
         for name, values in (("ids", ids), ("labels", labels)):
             if values is not None and len(values) != self.n_rows:
                 raise DataError(f"{len(values)} {name} for {self.n_rows} rows", self.path)
+        if ids is not None:
+            try:
+                _check_ids(ids, self.n_rows, self.path)
+            except FileFormatError as exc:
+                raise DataError(exc.message, self.path) from None
         self.aux_ids = {k: v for k, v in {"ids": ids, "labels": labels, **(id_arrays or {})}.items() if v is not None}
         self.arrays = {k: _as_numpy(v) for k, v in (arrays or {}).items()}
         self.rows_written = 0
@@ -595,7 +637,9 @@ class EmbeddingWriter:
         if self.format == "hdf5":
             self._matrix[self.rows_written : stop] = block
         else:
-            self._handle.write(block.astype(block.dtype.newbyteorder("<"), copy=False).tobytes())
+            if block.size:
+                little = np.ascontiguousarray(block.astype(block.dtype.newbyteorder("<"), copy=False))
+                self._handle.write(memoryview(little).cast("B"))
         self.rows_written = stop
 
     def __exit__(self, exc_type, exc, tb):
@@ -622,6 +666,10 @@ class EmbeddingWriter:
 
             tensor = chunk.detach().to("cpu", getattr(torch, self.dtype)).contiguous()
             return tensor.view(torch.uint16).numpy() if self.dtype == "bfloat16" else tensor.numpy()
+        if self.dtype == "bfloat16":
+            import torch
+
+            return self._convert(torch.from_numpy(np.asarray(chunk, dtype=np.float32)))
         return np.asarray(chunk, dtype=self.dtype)
 
     def _close(self) -> None:
@@ -641,14 +689,15 @@ class EmbeddingWriter:
         )
         for name, values in self.aux_ids.items():
             if _is_string_array(values):
+                if any("\x00" in str(v) for v in values):
+                    raise DataError(f"{name} contain a NUL character, which HDF5 strings cannot hold; write .safetensors", self.path)
                 self._file.create_dataset(name, data=np.array(list(values), dtype=object), dtype=h5py.string_dtype())
             else:
                 self._file.create_dataset(name, data=np.asarray(values, dtype=np.int64))
         for name, values in self.arrays.items():
             self._file.create_dataset(name, data=values)
         for key, value in self.attrs.items():
-            native = isinstance(value, (str, int, float, bool))
-            self._file.attrs[META_PREFIX + key] = value if native else json.dumps(value)
+            self._file.attrs[META_PREFIX + key] = _hdf5_attr(value)
 
     def _open_safetensors(self) -> None:
         blobs: dict[str, tuple[str, list[int], bytes]] = {}

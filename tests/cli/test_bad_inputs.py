@@ -201,10 +201,6 @@ def test_more_anchors_than_rows(data, tmp_path, out):
     assert "-n" in line
 
 
-@pytest.mark.xfail(strict=True, reason="bug: 'asked for 1000 anchors...' does not name the file: "
-                   "relcli/core/anchors.py:_check_k raises DataError without a path and relcli/cli/anchors.py "
-                   "(select_anchors call) does not add one; check -n > reader.n_rows in the CLI or re-raise "
-                   "with path=input")
 def test_more_anchors_than_rows_names_the_file(data, tmp_path, out):
     fails(data, tmp_path, ["anchors", data.x_h5, "-n", 1000, "-o", out / "a.h5"], 1, path=data.x_h5)
 
@@ -257,10 +253,6 @@ def test_invert_with_too_few_anchors(data, wide, tmp_path, out):
           "at least d_Y=64", "k=10")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the IRP 'needs at least d_Y=64 ... got k=10' error names no file: "
-                   "DataError from relcli/core/irp.py:_pinv_transpose has no path, and neither "
-                   "relcli/cli/translate.py:fit_from_files (fit_translator call) nor relcli/cli/invert.py "
-                   "(IRP(...).fit) re-raises it with path=tgt_anchors/anchors")
 def test_too_few_anchors_names_the_anchors_file(data, wide, tmp_path, out):
     fails(data, tmp_path, ["translate", "--src", wide.x64, "--tgt-anchors", wide.ya10, "-o", out / "y.h5"], 1,
           "k=10", path=wide.ya10)
@@ -434,9 +426,6 @@ def test_nan_row_in_anchors(data, broken, tmp_path, out):
           path=broken[0])
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `anchors` on a file with a NaN row says 'use --drop-invalid to skip "
-                   "them' (relcli/cli/_pipeline.py:check_chunk via stream_stats) but `anchors` has no "
-                   "--drop-invalid option (relcli/cli/anchors.py): add the option, or word the message for anchors")
 def test_nan_row_in_anchors_advice_works(data, broken, tmp_path):
     ok(invoke("anchors", broken[0], "-n", 8, "--drop-invalid", "-o", tmp_path / "a.h5"))
     assert "item-0005" not in load(tmp_path / "a.h5").ids

@@ -593,12 +593,8 @@ def cka_numpy(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
 
 
-CKA_BUG = ("bug: compute_embedding_metrics checks same dims for every metric (relcli/core/metrics.py:404 "
-           "`_pair(pred, ref)` needs same_dims=False, with the per-metric check left to _check_names), so "
-           "`evaluate x --reference z --metrics cka` across dims exits 1 'dimension mismatch'")
 
 
-@pytest.mark.xfail(strict=True, reason=CKA_BUG)
 def test_evaluate_cka_across_dimensions(data):
     report = evaluate_json(data.x_h5, "--reference", data.z_h5, "--metrics", "cka")
     assert list(report["metrics"]) == ["cka"]
@@ -606,8 +602,6 @@ def test_evaluate_cka_across_dimensions(data):
     assert report["metrics"]["cka"] > 0.99  # Z = X W + small noise
 
 
-@pytest.mark.xfail(strict=True, reason=CKA_BUG + "; jaccard_at_k also uses _unit_pair (same dims) at "
-                   "relcli/core/metrics.py:198")
 def test_evaluate_default_metrics_across_dimensions(data):
     report = evaluate_json(data.x_h5, "--reference", data.z_h5)
     assert list(report["metrics"]) == ["cka", "jaccard@10"]  # what applies across dims

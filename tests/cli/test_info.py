@@ -207,8 +207,6 @@ def test_key_naming_a_non_matrix(key, ndim, tmp_path):
     assert_clean_error(info(st, "--key", key), 1, st, ndim, key)
 
 
-@pytest.mark.xfail(strict=True, reason="bug?: an unknown --key name is a FileFormatError (exit 1); errors.py "
-                   "says an unknown name is a UsageError (exit 2)")
 def test_key_naming_nothing_is_a_usage_error(tmp_path):
     path = h5(tmp_path / "x.h5", emb=np.ones((4, 3)))
     assert_clean_error(info(path, "--key", "nosuch"), 2, path, "nosuch")
@@ -232,7 +230,6 @@ def test_duplicate_ids(tmp_path):
     assert_clean_error(info(st), 1, st, "duplicate id", "rows 1 and 3")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: _check_ids reports an int id as 'np.int64(1)' (iterate ids.tolist())")
 def test_duplicate_int_id_is_named_plainly(tmp_path):
     st = tmp_path / "x.safetensors"
     save_file({"embeddings": torch.ones(4, 2), "ids": torch.tensor([3, 1, 2, 1])}, str(st))
@@ -264,8 +261,6 @@ def test_bad_safetensors_entries(tmp_path):
         assert_clean_error(info(path), 1, path, "safetensors")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: read_safetensors_header does not check that __metadata__ is an object "
-                   "(AttributeError) nor that data_offsets are integers (TypeError)")
 @pytest.mark.parametrize("header", [
     {"__metadata__": [1], "embeddings": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}},
     {"embeddings": {"dtype": "F32", "shape": [2, 2], "data_offsets": ["0", "16"]}},
@@ -275,7 +270,6 @@ def test_malformed_safetensors_header_is_a_clean_error(header, tmp_path):
     assert_clean_error(info(path), 1, path)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: HDF5File.strings assumes 'ids' is a dataset (AttributeError on a group)")
 def test_ids_group_is_a_clean_error(tmp_path):
     path = tmp_path / "g.h5"
     with h5py.File(path, "w") as f:
@@ -284,8 +278,6 @@ def test_ids_group_is_a_clean_error(tmp_path):
     assert_clean_error(info(path), 1, path, "ids")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an HDF5 relcli.* attribute holding an array is not JSON-able "
-                   "(_decode_meta keeps np.ndarray) -> info --format json crashes")
 def test_array_valued_relcli_attribute(tmp_path):
     path = tmp_path / "a.h5"
     with h5py.File(path, "w") as f:

@@ -174,19 +174,13 @@ def test_zero_rows_round_trip(fmt, tmp_path):
         assert f.read_rows([]).shape == (0, 5)
 
 
-HDF5_METADATA_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: HDF5 metadata stores None as the JSON string 'null' and decodes any str attribute "
-    "starting with [ or { as JSON (embeddings.py EmbeddingWriter._open_hdf5 / _decode_meta)",
-)
 SCALARS = [True, False, None, "plain", "", "true", "[not json", "[1, 2]", '{"a": 1}', 0, -7, 2.5, "ünï ☃"]
-BROKEN_IN_HDF5 = {repr(v) for v in (None, "[1, 2]", '{"a": 1}')}
 
 
 @pytest.mark.parametrize(
     "fmt,value",
     [
-        pytest.param(fmt, v, id=f"{fmt}-{v!r}", marks=HDF5_METADATA_BUG if fmt == "hdf5" and repr(v) in BROKEN_IN_HDF5 else ())
+        pytest.param(fmt, v, id=f"{fmt}-{v!r}")
         for fmt in ("hdf5", "safetensors")
         for v in SCALARS
     ],
@@ -230,7 +224,6 @@ def test_writer_converts_chunks_to_its_dtype(fmt, tmp_path):
         np.testing.assert_array_equal(bits(f.read_all()), bits(source.to(torch.float16)))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: numpy chunks into a bfloat16 writer raise TypeError (EmbeddingWriter._convert)")
 def test_bfloat16_writer_accepts_numpy_chunks(tmp_path):
     source = np.linspace(-2, 2, 12, dtype=np.float32).reshape(4, 3)
     with EmbeddingWriter(tmp_path / "b.safetensors", 4, 3, "bfloat16") as writer:
@@ -252,10 +245,8 @@ def test_bfloat16_aux_arrays_are_widened_to_float32(fmt, tmp_path):
 @pytest.mark.parametrize(
     "fmt",
     [
-        pytest.param("hdf5", marks=pytest.mark.xfail(
-            strict=True, reason="bug: HDF5File.array turns a 0-d dataset into shape (1,) (np.ascontiguousarray)")),
-        pytest.param("safetensors", marks=pytest.mark.xfail(
-            strict=True, reason="bug: 0-d tensors crash SafetensorsFile._raw with IndexError (shape[0])")),
+        "hdf5",
+        "safetensors",
     ],
 )
 def test_scalar_aux_array_round_trips(fmt, tmp_path):
@@ -266,7 +257,6 @@ def test_scalar_aux_array_round_trips(fmt, tmp_path):
     assert got.shape == () and got.item() == 2.5
 
 
-@pytest.mark.xfail(strict=True, reason="bug: EmbeddingWriter accepts duplicate ids and writes a file relcli cannot read")
 @pytest.mark.parametrize("fmt", ["hdf5", "safetensors"])
 def test_writer_refuses_duplicate_ids(fmt, tmp_path):
     with pytest.raises(DataError, match="duplicate"):
@@ -274,7 +264,6 @@ def test_writer_refuses_duplicate_ids(fmt, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: NUL in a string id reaches h5py and raises a raw ValueError")
 def test_hdf5_string_ids_with_nul_are_a_clear_error(tmp_path):
     with pytest.raises(RelcliError):
         write_embeddings(tmp_path / "n.h5", torch.ones(2, 2), ids=["a\x00b", "c"])
