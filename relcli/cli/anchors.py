@@ -92,7 +92,8 @@ def anchors(
             method = {"like": str(like), "pairs": None if pairs is None else str(pairs)}
         else:
             if n_anchors > len(valid):
-                raise DataError(f"-n {n_anchors}: asked for {n_anchors} anchors but the file has only {len(valid)} rows{" without NaN/Inf or zeros" if len(invalid) else ""}", input)
+                usable = f"{len(valid)} rows" + (" without NaN/Inf or zeros" if len(invalid) else "")
+                raise DataError(f"-n {n_anchors}: asked for {n_anchors} anchors but the file has only {usable}", input)
             labels = None
             if strategy == "per-class":
                 if reader.labels is None:
