@@ -18,11 +18,11 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,text]"
 	touch $@
 
 demo: venv
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(MAKE) --no-print-directory -C examples
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(MAKE) --no-print-directory -C examples report
 
 test: venv
 	$(BIN)/python -m pytest -q

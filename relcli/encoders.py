@@ -142,7 +142,7 @@ class SentenceTransformersEncoder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            raise _missing_extra("sentence-transformers", "text") from None
+            raise _missing_extra("sentence-transformers", "sentence-transformers") from None
         try:
             self.model = SentenceTransformer(str(path), device=str(options.device), local_files_only=True)
         except (OSError, ValueError) as exc:

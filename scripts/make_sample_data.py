@@ -24,7 +24,7 @@ Usage (from the repository root):
 
     python scripts/make_sample_data.py            # write the files, then print sanity checks
     python scripts/make_sample_data.py --framings # also compare alternative resize/pad framings
-    python scripts/make_sample_data.py --embed    # also run `relcli embed` (see embed_with_relcli)
+    python scripts/make_sample_data.py --no-embed  # skip `relcli embed` (see embed_with_relcli)
 
 The output is deterministic: the same inputs give byte-identical files.
 """
@@ -361,8 +361,8 @@ def make_all(out: Path = OUT, framings: bool = False) -> dict[str, Path]:
 
 
 # =========================================================================== embed_with_relcli
-# NOT RUN BY DEFAULT. `relcli embed` does not exist yet; once it does, run this script with
-# `--embed` to turn the digits into embedding files with each encoder through relcli itself.
+# The embedding files are made by relcli itself (`relcli embed`, which must be on PATH), with
+# paths relative to the repository root so that their provenance does not name this machine.
 
 
 def embed_with_relcli(out: Path = OUT) -> None:
@@ -372,11 +372,12 @@ def embed_with_relcli(out: Path = OUT) -> None:
         ("usps_cnn.pt", "usps.safetensors"),
     ]
     for encoder, target in jobs:
+        folder = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
         cmd = [
-            "relcli", "embed", str(out / "digits.npy"),
-            "--encoder", f"torchscript:{out / 'encoders' / encoder}",
-            "--labels", str(out / "digits_labels.npy"),
-            "-o", str(out / target),
+            "relcli", "embed", str(folder / "digits.npy"),
+            "--encoder", f"torchscript:{folder / 'encoders' / encoder}",
+            "--labels", str(folder / "digits_labels.npy"),
+            "-o", str(folder / target),
         ]
         print("+", " ".join(cmd))
         subprocess.run(cmd, check=True, cwd=ROOT)
@@ -384,13 +385,13 @@ def embed_with_relcli(out: Path = OUT) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--embed", action="store_true",
-                        help="also run `relcli embed` with both encoders (needs the embed command)")
+    parser.add_argument("--no-embed", action="store_true",
+                        help="skip `relcli embed` (the embedding files mnist.h5 and usps.safetensors)")
     parser.add_argument("--framings", action="store_true",
                         help="also print head accuracy for alternative resize/pad framings")
     args = parser.parse_args(argv)
     make_all(framings=args.framings)
-    if args.embed:
+    if not args.no_embed:
         embed_with_relcli()
 
 

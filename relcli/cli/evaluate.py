@@ -76,6 +76,13 @@ def evaluate(
     output_format: Annotated[EvalFormat, typer.Option("--format", "-f", help="table | json | csv, on stdout.")] = EvalFormat.table,
     minimum: Annotated[Optional[list[str]], typer.Option("--min", help="Gate: exit 1 unless METRIC >= VALUE (repeatable).")] = None,
     maximum: Annotated[Optional[list[str]], typer.Option("--max", help="Gate: exit 1 unless METRIC <= VALUE (repeatable).")] = None,
+    ids: Annotated[
+        Optional[Path], typer.Option("--ids", help="Judge only the rows whose ids are in this file (.txt list or embedding file).")
+    ] = None,
+    exclude_ids: Annotated[
+        Optional[Path],
+        typer.Option("--exclude-ids", help="Leave out rows whose ids are in this file, e.g. the anchors or a head's training rows."),
+    ] = None,
     query_sample: Annotated[
         Optional[int], typer.Option("--query-sample", min=1, help=f"Retrieval over this many sampled queries (default: all, or {DEFAULT_QUERY_SAMPLE:,} above {LARGE_N:,} rows).")
     ] = None,
@@ -103,7 +110,7 @@ def evaluate(
     from relcli.core.metrics import EMBEDDING_METRICS, LABEL_METRICS, compute_embedding_metrics, compute_label_metrics
     from relcli.errors import DataError
     from relcli.io.embeddings import open_embeddings
-    from relcli.io.join import rows_for_keys
+    from relcli.io.join import read_id_list, rows_for_keys
 
     torch_device = resolve_device(device)
     with open_embeddings(input, key=key) as judged, open_embeddings(reference) as ref:
@@ -119,17 +126,27 @@ def evaluate(
                 asked = ["cka", "jaccard@10"]
         names = asked + [g for g in {**gates_min, **gates_max} if g not in asked]
         _check_names(names, not is_predictions, dims_match)
-        rows = rows_for_keys(judged.row_keys(), ref.row_keys(), reference, what=f"row ids of {input.name}")
+        judged_keys = judged.row_keys()
+        selected = None
+        if ids is not None or exclude_ids is not None:
+            wanted = set(read_id_list(ids)) if ids is not None else None
+            dropped = set(read_id_list(exclude_ids)) if exclude_ids is not None else set()
+            selected = [i for i, k in enumerate(judged_keys) if (wanted is None or k in wanted) and k not in dropped]
+            if not selected:
+                raise DataError("no rows left to judge after --ids/--exclude-ids", input)
+            judged_keys = [judged_keys[i] for i in selected]
+        rows = rows_for_keys(judged_keys, ref.row_keys(), reference, what=f"row ids of {input.name}")
         n = len(rows)
         if is_predictions:
             if ref.labels is None:
                 raise DataError("has no labels to judge predictions against", reference)
             if judged.labels is None:
                 raise DataError("is a predictions file without predicted labels", input)
-            predicted, truth = _label_codes(judged.labels, [ref.labels[r] for r in rows] if isinstance(ref.labels, list) else np.asarray(ref.labels)[rows])
+            judged_labels = judged.labels if selected is None else _take(judged.labels, selected)
+            predicted, truth = _label_codes(judged_labels, _take(ref.labels, rows))
             results = compute_label_metrics(predicted, truth, names)
         else:
-            pred = pipe.load_rows(judged, torch_device)
+            pred = pipe.load_rows(judged, torch_device, selected)
             truth = pipe.load_rows(ref, torch_device, rows)
             if query_sample is None and n > LARGE_N and any(not m in ("cosine", "mse", "cka") for m in names):
                 query_sample = DEFAULT_QUERY_SAMPLE
@@ -140,6 +157,8 @@ def evaluate(
                 query_sample=query_sample if query_sample is None else min(query_sample, n), seed=seed,
             )
     report = {"file": str(input), "reference": str(reference), "rows": n, "metrics": results}
+    if selected is not None:
+        report["selection"] = {"ids": None if ids is None else str(ids), "exclude_ids": None if exclude_ids is None else str(exclude_ids)}
     if query_sample is not None and not is_predictions:
         report["query_sample"] = min(query_sample, n)
     _print(report, output_format)
@@ -148,6 +167,12 @@ def evaluate(
     if failures:
         error(f"{input}: gate failed: {'; '.join(failures)}")
         raise typer.Exit(1)
+
+
+def _take(values, rows):
+    import numpy as np
+
+    return [values[r] for r in rows] if isinstance(values, list) else np.asarray(values)[rows]
 
 
 def _label_codes(predicted, truth):

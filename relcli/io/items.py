@@ -71,7 +71,7 @@ def _read_table(path: Path):
         try:
             return pd.read_parquet(path)
         except ImportError:
-            raise UsageError("reading Parquet needs pyarrow: pip install pyarrow") from None
+            raise UsageError("reading Parquet needs pyarrow: pip install 'relcli[parquet]'") from None
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
         raise FileFormatError(f"cannot read the table: {str(exc).splitlines()[0][:160]}", path) from None
 

@@ -60,3 +60,18 @@ def read_pairs(path: str | os.PathLike) -> dict[str, str]:
     if not mapping:
         raise FileFormatError("holds no id pairs", path)
     return mapping
+
+
+def read_id_list(path: str | os.PathLike) -> list[str]:
+    """Ids from a .txt file (one per line) or from the ids of any embedding file."""
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        if not path.is_file():
+            raise FileFormatError("no such id list", path)
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from relcli.io.embeddings import open_embeddings
+
+    with open_embeddings(path) as reader:
+        if reader.ids is None:
+            raise FileFormatError("has no ids to select rows with", path)
+        return reader.row_keys()

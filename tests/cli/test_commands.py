@@ -635,3 +635,20 @@ def test_info_describes_a_relative_file(data, tmp_path):
     assert summary["provenance"]["subcommand"] == "project"
     table = ok(invoke("info", out), data=True)
     assert "relative" in table.stdout and table.stderr == ""
+
+
+def test_evaluate_ids_and_exclude_ids_select_rows(data, tmp_path):
+    """--ids keeps only the listed rows, --exclude-ids drops them (lists as .txt or embedding files)."""
+    from relcli.io.embeddings import open_embeddings
+
+    with open_embeddings(data.xa) as anchors_file:
+        anchor_ids = anchors_file.row_keys()
+    with open_embeddings(data.x_h5) as x_file:
+        n_rows = x_file.n_rows
+    listing = tmp_path / "ids.txt"
+    listing.write_text("\n".join(anchor_ids[:5]) + "\n")
+    only = evaluate_json(data.x_h5, "--reference", data.x_h5, "--metrics", "cosine", "--ids", listing)
+    assert only["rows"] == 5 and only["metrics"]["cosine"] == pytest.approx(1.0)
+    rest = evaluate_json(data.x_h5, "--reference", data.x_h5, "--metrics", "cosine", "--exclude-ids", data.xa)
+    assert rest["rows"] == n_rows - len(anchor_ids)
+    assert rest["selection"] == {"ids": None, "exclude_ids": str(data.xa)}

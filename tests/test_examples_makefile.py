@@ -1,0 +1,38 @@
+"""The pipeline of examples/Makefile on sample_data: it runs, and a second run rebuilds nothing."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_examples_makefile_runs_then_does_nothing(tmp_path):
+    work = tmp_path / "repo"
+    shutil.copytree(ROOT / "examples", work / "examples", ignore=shutil.ignore_patterns("out"))
+    shutil.copytree(ROOT / "sample_data", work / "sample_data")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    first = subprocess.run(["make", "-C", str(work / "examples")], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "relcli translate" in first.stdout and "relcli stitch apply" in first.stdout
+    report = (work / "examples" / "out" / "report.txt").read_text().splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in report[1:]}
+    assert set(rows) == {"native", "untranslated", "irp", "procrustes", "linear", "affine", "ortho-linear", "inverted"}
+    accuracy = {route: float(values[1]) for route, values in rows.items()}
+    assert accuracy["native"] > 0.9
+    assert accuracy["untranslated"] < 0.3  # absolute stitching across encoders is near chance
+    for route in ("irp", "procrustes", "linear", "inverted"):
+        assert accuracy[route] > 0.8, (route, accuracy[route])
+    assert rows["irp"] == rows["inverted"]  # project -> invert is translate --method irp
+
+    second = subprocess.run(["make", "-C", str(work / "examples")], env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "relcli" not in second.stdout.replace("report.txt", "")  # nothing was rebuilt
+    assert "route" in second.stdout  # the report is shown again
