@@ -103,7 +103,6 @@ def evaluate(
     """
     configure(device, quiet, verbose, debug)
     gates_min, gates_max = parse_gates(minimum, "--min"), parse_gates(maximum, "--max")
-    import numpy as np
     import torch
 
     from relcli.cli import _pipeline as pipe

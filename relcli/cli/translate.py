@@ -23,8 +23,6 @@ def fit_from_files(
     seed: int, device, batch_size: int,
 ):
     """Fit a translator from the files of `translate` / `stitch run`; returns (translator, info)."""
-    import torch
-
     from relcli.cli import _pipeline as pipe
     from relcli.core import fit_translator
     from relcli.errors import DataError, UsageError
@@ -61,7 +59,6 @@ def fit_from_files(
     if method == "irp":
         info.update(rcond_chosen=translator.rcond_, rcond_scores=translator.rcond_scores_,
                     condition_numbers=translator.condition_numbers_, ranks=translator.ranks_)
-    del torch
     return translator, info
 
 
