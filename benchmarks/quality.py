@@ -203,7 +203,36 @@ class Bench:
                     if k == 512:
                         self.scaling_ablation(direction, seed, k)
                         self.strategy_ablation(direction, seed, k)
+            if seed == self.seeds[0]:
+                self.spectra(seed)
             log(f"  seed {seed} done at {time.perf_counter() - t0:.0f}s ({sum(self.cli.calls.values())} relcli calls)")
+
+    def spectra(self, seed: int) -> None:
+        """Why IRP is ill-conditioned here: dead units and the shared positive direction of ReLU codes.
+
+        Read straight from the files relcli wrote (h5py), no relcli call: per space, the units that
+        are zero on every item, and the singular values of the row-normalised fps anchors (the
+        matrix IRP pseudo-inverts), without and with centring on the anchor mean.
+        """
+        import h5py
+        import numpy as np
+
+        self.spectra_rows = []
+        for space in SPACES:
+            with h5py.File(self.emb(space), "r") as f:
+                full = f["embeddings"][:].astype(np.float64)
+            dead = int((full.std(axis=0) == 0).sum())
+            for k in [k for k in self.ks if k in (128, 512, 1024)]:
+                src = [d for d in DIRECTIONS if d[1] == space][0][0]  # the direction whose target is `space`
+                with h5py.File(self.anchors(space, src, "fps", seed, k), "r") as f:
+                    a = f["embeddings"][:].astype(np.float64)
+                row = {"space": SPACES[space], "k": k, "dead": dead, "anchor_dead": int((a.std(axis=0) == 0).sum())}
+                for label, m in (("raw", a), ("centred", a - a.mean(axis=0))):
+                    unit = m / np.linalg.norm(m, axis=1, keepdims=True)
+                    s = np.linalg.svd(unit, compute_uv=False)
+                    row[label] = {"s1/s2": s[0] / s[1], "energy1": s[0] ** 2 / (s ** 2).sum(),
+                                  **{f">{c:g}": int((s > c * s[0]).sum()) for c in (0.3, 0.1, 0.01, 1e-3)}}
+                self.spectra_rows.append(row)
 
     def main_grid(self, direction, seed: int, k: int) -> None:
         src, tgt = direction
@@ -223,7 +252,8 @@ class Bench:
         self.translation("center", direction, seed, k, "center", anchors, "irp", ["--center"])
         for rcond in RCONDS:
             self.translation("rcond", direction, seed, k, rcond, anchors, "irp", ["--rcond", rcond])
-            self.translation("rcond-center", direction, seed, k, rcond, anchors, "irp", ["--rcond", rcond, "--center"])
+            if k == 512:  # the centred grid (an extra, to judge auto under --center too) at k = 512 only
+                self.translation("rcond-center", direction, seed, k, rcond, anchors, "irp", ["--rcond", rcond, "--center"])
         for delta in DELTAS:
             for omega in OMEGAS:
                 if delta == "0" and omega == "1":
@@ -271,12 +301,6 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def lookup(records, section, direction, k, config, key):
-    """Values for a config; the defaults of the ablations live in other sections."""
-    values = collect(records, section, direction, k, config, key)
-    return values
 
 
 def report(bench: Bench, args, elapsed: float, argv: list[str]) -> str:
@@ -359,15 +383,30 @@ def report(bench: Bench, args, elapsed: float, argv: list[str]) -> str:
             rows.append([dname(direction), str(k), choice, fmt(ranks, 1), cond])
     add(table(["direction", "k", "auto's cut-off per seed", "rank kept", "median cond."], rows) + "\n")
 
+    # ---- 3b. spectra
+    add("**Why.** Both encoders end in ReLU: some units are dead on every item, and all codes share one positive "
+        "direction. Singular values σ of the row-normalised fps anchors of the target space (seed "
+        f"{bench.seeds[0]}; IRP pseudo-inverts this matrix): share of the energy in σ₁, σ₁/σ₂, and how many σ survive a "
+        "cut-off c·σ₁ — raw (IRP's default) and centred on the anchor mean (`--center`).\n")
+    rows = []
+    for row in getattr(bench, "spectra_rows", []):
+        for label in ("raw", "centred"):
+            d = row[label]
+            rows.append([row["space"], str(row["k"]), f"{row['dead']} / {row['anchor_dead']}", label, f"{d['energy1']:.2f}",
+                         f"{d['s1/s2']:.1f}"] + [str(d[f">{c:g}"]) for c in (0.3, 0.1, 0.01, 1e-3)])
+    add(table(["target space", "k", "dead units (all items / anchors)", "anchors", "σ₁²/Σσ²", "σ₁/σ₂",
+               "#σ > 0.3σ₁", "#σ > 0.1σ₁", "#σ > 0.01σ₁", "#σ > 1e-3σ₁"], rows) + "\n")
+
     # ---- 4. rcond
     add("## 4. IRP cut-off: `--rcond auto` vs fixed values (accuracy %, no centring)\n")
     add("best fixed = the fixed cut-off with the highest mean accuracy in that row; gap = auto − best fixed "
-        "(percentage points). The lower half repeats the grid with `--center`.\n")
-    for section, base_section, base_config, label in (("rcond", "main", "irp", "not centred"),
-                                                       ("rcond-center", "center", "center", "centred (`--center`)")):
+        "(percentage points). The second table repeats the grid with `--center` (k = 512 only).\n")
+    for section, base_section, base_config, label, row_ks in (
+            ("rcond", "main", "irp", "not centred", aks),
+            ("rcond-center", "center", "center", "centred (`--center`)", [k for k in aks if k == 512])):
         rows = []
         for direction in DIRECTIONS:
-            for k in aks:
+            for k in row_ks:
                 auto = collect(R, base_section, direction, k, base_config, "accuracy")
                 fixed = {c: collect(R, section, direction, k, c, "accuracy") for c in RCONDS}
                 best = max(RCONDS, key=lambda c: mean_std(fixed[c])[0])

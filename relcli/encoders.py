@@ -81,7 +81,7 @@ class TorchScriptEncoder:
         with torch.no_grad():
             try:
                 return self.module(batch.to(self.device, torch.float32))
-            except RuntimeError as exc:
+            except (RuntimeError, torch.jit.Error) as exc:
                 raise FileFormatError(
                     f"encoder failed on a batch of shape {tuple(batch.shape)}: {str(exc).splitlines()[0][:160]}", self.path
                 ) from None

@@ -22,7 +22,7 @@ Subspaces = Annotated[int, typer.Option("--subspaces", min=1, help="IRP ω: aver
 AllowRankDeficient = Annotated[
     bool, typer.Option("--allow-rank-deficient", help="IRP: accept fewer independent anchors than target dimensions.")
 ]
-BAD_CONDITION = 1e6
+BAD_CONDITION = 1e4
 DIRECT_RCOND = 1e-6
 FALLBACK_RCOND = 1e-3
 
@@ -43,19 +43,24 @@ def parse_rcond(value: str, method: str = "irp"):
 
 
 def report_conditioning(irp, path, detail, warn) -> None:
-    """Condition numbers with -v; a warning when the inverse is badly conditioned."""
-    numbers = [float(c) for c in irp.condition_numbers_]
-    ranks = [int(r) for r in irp.ranks_]
+    """Condition numbers and the kept rank with -v; a warning when the inverse amplifies noise.
+
+    The warning looks at the conditioning of what the pseudo-inverse keeps (σ_max over the
+    smallest kept singular value), not of the raw anchors: dead or collinear directions that
+    the cut-off drops are harmless.
+    """
     if irp.rcond_scores_:
         table = ", ".join(f"{c}: mrr {v['mrr']:.3f} cos {v['cosine']:.3f}" for c, v in irp.rcond_scores_.items())
         detail(f"IRP rcond=auto chose {irp.rcond_:g} (held-out anchor scores: {table})")
-    detail(f"IRP condition number(s) of the target anchors: {', '.join(f'{c:.3g}' for c in numbers)}; rank(s) kept: {ranks}")
+    ranks = [int(r) for r in irp.ranks_]
     dims = int(irp.inverse_.shape[2])
-    if min(ranks) < dims:
-        detail(f"IRP reconstructs within the {min(ranks)} of {dims} target directions that the anchors span above the cut-off")
-    worst = max(numbers)
+    detail(
+        f"IRP target anchors: condition number {', '.join(f'{c:.3g}' for c in irp.condition_numbers_)}; "
+        f"kept {', '.join(map(str, ranks))} of {dims} directions (condition {', '.join(f'{c:.3g}' for c in irp.kept_condition_numbers_)})"
+    )
+    worst = max(float(c) for c in irp.kept_condition_numbers_)
     if worst > BAD_CONDITION:
         warn(
-            f"{path}: target anchors are badly conditioned (condition number {worst:.3g}); results may be poor: "
-            "use more or more diverse anchors, --prune-threshold, or a larger --rcond"
+            f"{path}: the IRP inverse is badly conditioned (condition number {worst:.3g} at rcond={irp.rcond_:g}); "
+            "results may be poor: use --rcond auto or a larger --rcond, more or more diverse anchors, or --prune-threshold"
         )

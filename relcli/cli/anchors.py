@@ -40,6 +40,7 @@ def anchors(
 ) -> None:
     """Choose anchors (ids + vectors + whole-space statistics), or the parallel anchors of another space.
 
+    \b
     Examples:
       relcli anchors x.h5 -n 768 --strategy fps --seed 0 -o xa.h5
       relcli anchors y.h5 --like xa.h5 -o ya.h5

@@ -14,6 +14,7 @@ app = typer.Typer(
     help="Make two neural latent spaces talk: relative representations, inverse relative "
     "projection (IRP) and direct translation over embedding files (HDF5, safetensors, .npy).",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain Click help: rendering with Rich would cost ~0.2 s of imports
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

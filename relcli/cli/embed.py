@@ -39,6 +39,7 @@ def embed(
 ) -> None:
     """Embed raw items with a local encoder; ids and labels travel with the rows.
 
+    \b
     Examples:
       relcli embed sample_data/digits.npy --encoder torchscript:sample_data/encoders/mnist_cnn.pt --labels sample_data/digits_labels.npy -o mnist.h5
       relcli embed reviews.csv --encoder hf:./minilm --text-column body --id-column id -o reviews.safetensors

@@ -96,6 +96,7 @@ def evaluate(
 ) -> None:
     """Score a file against a reference (rows aligned by id): similarity, retrieval, CKA, or accuracy/F1.
 
+    \b
     Examples:
       relcli evaluate y_hat.h5 --reference y.h5 --format json
       relcli evaluate preds.h5 --reference y.h5 --min accuracy=0.9

@@ -20,6 +20,7 @@ from relcli.cli.project import SIMILARITY_HELP, parse_similarities
 app = typer.Typer(
     help="Zero-shot stitching: fit a classifier head in one space, apply it to (translated) embeddings of another.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain Click help: rendering with Rich would cost ~0.2 s of imports
 )
 
 HEAD_FILE_HELP = "A head saved by `relcli stitch fit` (.safetensors), or a TorchScript module (.pt/.ts) mapping rows to class scores."
@@ -65,7 +66,7 @@ class LoadedHead:
             with torch.no_grad():
                 try:
                     scores = self.module(x.float())
-                except RuntimeError as exc:
+                except (RuntimeError, torch.jit.Error) as exc:
                     raise DataError(f"TorchScript head failed on a batch of shape {tuple(x.shape)}: {str(exc).splitlines()[0][:150]}", self.path) from None
             if scores.ndim != 2 or scores.shape[0] != x.shape[0]:
                 raise DataError(f"TorchScript head returned shape {tuple(scores.shape)}; expected (rows, classes)", self.path)
@@ -184,6 +185,7 @@ def fit(
 ) -> None:
     """Fit a classifier head on a labelled embedding file and save it.
 
+    \b
     Examples:
       relcli stitch fit y.h5 --head logistic -o head.safetensors
       relcli stitch fit y.h5 --anchors ya.h5 -o rel_head.safetensors   (relative mode)
@@ -264,6 +266,7 @@ def apply(
 ) -> None:
     """Apply a head to an embedding file; write a predictions file (scores, predicted labels, ids).
 
+    \b
     Examples:
       relcli stitch apply y_hat.h5 --head head.safetensors -o preds.h5
       relcli stitch apply x.h5 --head rel_head.safetensors --anchors xa.h5 -o preds.h5   (relative mode)

@@ -95,6 +95,7 @@ def translate(
 ) -> None:
     """Translate embeddings into another space using parallel anchors (IRP by default).
 
+    \b
     Examples:
       relcli translate --src x.h5 --tgt-anchors ya.h5 -o y_hat.h5
       relcli translate --src x.h5 --src-anchors xa.h5 --tgt-anchors ya.h5 --method procrustes -o y_hat.h5

@@ -129,7 +129,9 @@ class IRP(Estimator):
     fewer than d_Y independent anchors (minimum-norm solution inside their span); ``seed`` of FPS.
 
     Learned state: ``subsets_`` (ω, k) bool, ``inverse_`` (ω, k, d_Y) with P_s = (Â_{Y,S}ᵀ)⁺ and
-    zero rows outside S, ``condition_numbers_`` and ``ranks_`` per subspace, ``target_norm_``,
+    zero rows outside S, per subspace ``condition_numbers_`` (σ_max/σ_min of Â_{Y,S}),
+    ``kept_condition_numbers_`` (σ_max over the smallest singular value kept: what the inverse
+    really amplifies, at most 1/rcond) and ``ranks_``, ``target_norm_``,
     ``target_mean_`` (zeros unless centring); with source anchors also ``source_mean_`` and the
     folded map ``map_`` (d_X × d_Y) = mean_s Â_Xᵀ P_s.
     """
@@ -219,17 +221,19 @@ class IRP(Estimator):
             masks = [farthest_point_subset(unit_y, delta, self.seed + s) for s in range(omega)]
 
         inverse = torch.zeros(omega, k, d_y, device=a_y.device, dtype=a_y.dtype)
-        conditions, ranks = [], []
+        conditions, kept_conditions, ranks = [], [], []
         for s, mask in enumerate(masks):
             sub = unit_y[mask.to(a_y.device)]
-            p_s, condition, rank = self._pinv_transpose(sub, k, d_y, delta, omega)
+            p_s, condition, kept_condition, rank = self._pinv_transpose(sub, k, d_y, delta, omega)
             inverse[s, mask.to(a_y.device)] = p_s
             conditions.append(condition)
+            kept_conditions.append(kept_condition)
             ranks.append(rank)
 
         self.subsets_ = torch.stack(masks).to(a_y.device)
         self.inverse_ = inverse
         self.condition_numbers_ = conditions
+        self.kept_condition_numbers_ = kept_conditions
         self.ranks_ = ranks
         if target_norm is None:
             target_norm = float(torch.linalg.vector_norm(a_y_c, dim=1).mean())
@@ -264,7 +268,8 @@ class IRP(Estimator):
                 f"2·d_Y) or accept a rank-deficient inverse (allow_rank_deficient=True; CLI --allow-rank-deficient)"
             )
         p_s = (u[:, keep] / sigma[keep]) @ vh[keep]
-        return p_s, condition, rank
+        kept_condition = sigma_max / float(sigma[keep][-1]) if rank else float("inf")
+        return p_s, condition, kept_condition, rank
 
     # -- applying ---------------------------------------------------------------------------
 

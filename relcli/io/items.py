@@ -163,6 +163,8 @@ def open_items(
             raise FileFormatError(f"cannot read labels: {str(exc)[:160]}", labels_file) from None
         if items.labels.ndim != 1:
             raise DataError(f"labels must be 1-D, got shape {list(items.labels.shape)}", labels_file)
+        if len(items.labels) != items.n_rows:
+            raise DataError(f"has {len(items.labels)} labels for the {items.n_rows} items of {path.name}", labels_file)
     for name, values in (("ids", items.ids), ("labels", items.labels)):
         if values is not None and len(values) != items.n_rows:
             raise DataError(f"has {len(values)} {name} for {items.n_rows} items", path)
