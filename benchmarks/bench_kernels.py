@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"3/3 fit times, k={k_fit}, d={d} ...")
     src, tgt = randn(k_fit, d), randn(k_fit, d)
     (t_irp,) = interleaved([lambda: IRP().fit(tgt, src)], runs, device)
-    rows.append((f"IRP fit k={k_fit}, d={d} (+ folded map)", f"{t_irp:.3f}", "", "", "", ""))
+    rows.append((f"IRP fit k={k_fit}, d={d} (+ folded map, rcond=auto)", f"{t_irp:.3f}", "", "", "", ""))
+    (t_irp_fixed,) = interleaved([lambda: IRP(rcond=1e-3).fit(tgt, src)], runs, device)
+    rows.append((f"IRP fit k={k_fit}, d={d} (+ folded map, rcond=1e-3)", f"{t_irp_fixed:.3f}", "", "", "", ""))
     try:
         from relcli.core.translate import Procrustes
     except ImportError:
@@ -108,6 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         (t_pro,) = interleaved([lambda: Procrustes().fit(src, tgt)], runs, device)
         rows.append((f"Procrustes fit k={k_fit}, d={d}", f"{t_pro:.3f}", "", "", "", ""))
+
+    from relcli.core.heads import LogisticHead, MLPHead
+
+    g = torch.Generator().manual_seed(0)
+    hx = torch.randn(10_000, 128, generator=g).to(device)
+    hy = torch.randint(0, 10, (10_000,), generator=g).to(device)
+    (t_log,) = interleaved([lambda: LogisticHead().fit(hx, hy)], runs, device)
+    rows.append(("LogisticHead fit 10k x 128, 10 classes", f"{t_log:.3f}", "", "", "", ""))
+    (t_mlp,) = interleaved([lambda: MLPHead().fit(hx, hy)], max(1, runs // 2), device)
+    rows.append(("MLPHead fit 10k x 128, 10 classes, 200 epochs", f"{t_mlp:.3f}", "", "", "", ""))
 
     header = ("kernel", "seconds", "baseline (s)", "ratio", "target", "check")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

@@ -41,6 +41,12 @@ class Encoder(Protocol):
         ...
 
 
+def error_cause(exc: BaseException) -> str:
+    """The informative line of an error: TorchScript puts the real cause on its last line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(exc).__name__
+
+
 def _missing_extra(package: str, extra: str) -> UsageError:
     return UsageError(f"this encoder needs the optional package {package!r}: pip install 'relcli[{extra}]'")
 
@@ -72,7 +78,7 @@ class TorchScriptEncoder:
         try:
             self.module = torch.jit.load(str(path), map_location=options.device).eval()
         except (RuntimeError, ValueError) as exc:
-            raise FileFormatError(f"is not a TorchScript module: {str(exc).splitlines()[0][:160]}", path) from None
+            raise FileFormatError(f"is not a TorchScript module: {error_cause(exc)}", path) from None
         self.path, self.device = path, options.device
 
     def encode(self, batch):
@@ -83,7 +89,7 @@ class TorchScriptEncoder:
                 return self.module(batch.to(self.device, torch.float32))
             except (RuntimeError, torch.jit.Error) as exc:
                 raise FileFormatError(
-                    f"encoder failed on a batch of shape {tuple(batch.shape)}: {str(exc).splitlines()[0][:160]}", self.path
+                    f"encoder failed on a batch of shape {tuple(batch.shape)}: {error_cause(exc)}", self.path
                 ) from None
 
 
@@ -110,9 +116,12 @@ class HFEncoder:
         _require_path(path, "transformers model folder", folder=True)
         _offline()
         try:
+            import transformers
             from transformers import AutoModel, AutoTokenizer
         except ImportError:
             raise _missing_extra("transformers", "text") from None
+        transformers.utils.logging.disable_progress_bar()  # stderr belongs to relcli's own messages
+        transformers.utils.logging.set_verbosity_error()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             self.model = AutoModel.from_pretrained(str(path), local_files_only=True).to(options.device).eval()

@@ -16,6 +16,7 @@ from relcli.cli import _irp_options as irp_opt
 from relcli.cli import _options as opt
 from relcli.cli._runtime import command, configure, resolve_device, say
 from relcli.cli.project import SIMILARITY_HELP, parse_similarities
+from relcli.encoders import error_cause
 
 app = typer.Typer(
     help="Zero-shot stitching: fit a classifier head in one space, apply it to (translated) embeddings of another.",
@@ -44,7 +45,7 @@ class LoadedHead:
             try:
                 self.module = torch.jit.load(str(path), map_location=device).eval()
             except (RuntimeError, ValueError) as exc:
-                raise FileFormatError(f"is not a TorchScript module: {str(exc).splitlines()[0][:150]}", path) from None
+                raise FileFormatError(f"is not a TorchScript module: {error_cause(exc)}", path) from None
             self.estimator, self.class_names, self.input_dim = None, None, None
         else:
             self.module = None
@@ -67,7 +68,7 @@ class LoadedHead:
                 try:
                     scores = self.module(x.float())
                 except (RuntimeError, torch.jit.Error) as exc:
-                    raise DataError(f"TorchScript head failed on a batch of shape {tuple(x.shape)}: {str(exc).splitlines()[0][:150]}", self.path) from None
+                    raise DataError(f"TorchScript head failed on a batch of shape {tuple(x.shape)}: {error_cause(exc)}", self.path) from None
             if scores.ndim != 2 or scores.shape[0] != x.shape[0]:
                 raise DataError(f"TorchScript head returned shape {tuple(scores.shape)}; expected (rows, classes)", self.path)
         return scores, scores.argmax(dim=1)

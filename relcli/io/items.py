@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import re
+
 import numpy as np
 
 from relcli.errors import DataError, FileFormatError, UsageError
@@ -44,16 +46,23 @@ class Items:
                 yield start, torch.from_numpy(np.array(self._array[start:stop], dtype=np.float32))
 
 
-def _column(frame, name: str | None, option: str, path: Path, required: bool = False):
+INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def _column(frame, name: str | None, option: str, path: Path):
+    """An id or label column: int64 when every value is an integer (as written), else strings."""
     if name is None:
         return None
     if name not in frame.columns:
         raise DataError(f"has no column {name!r} for {option} (columns: {', '.join(map(str, frame.columns))})", path)
-    values = frame[name]
-    if values.isna().any():
-        raise DataError(f"column {name!r} has {int(values.isna().sum())} empty value(s)", path)
-    if values.dtype.kind in "iu":
-        return values.to_numpy(dtype=np.int64)
+    values = frame[name].tolist()
+    empty = sum(1 for v in values if v is None or v == "" or (isinstance(v, float) and v != v))
+    if empty:
+        raise DataError(f"column {name!r} has {empty} empty value(s)", path)
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values) or all(
+        isinstance(v, str) and INTEGER.fullmatch(v) for v in values
+    ):
+        return np.array([int(v) for v in values], dtype=np.int64)
     return [str(v) for v in values]
 
 
@@ -62,12 +71,12 @@ def _read_table(path: Path):
 
     suffix = path.suffix.lower()
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix == ".tsv":
-            return pd.read_csv(path, sep="\t")
+        # Cells are read as written: no NA guessing ("NA", "None" stay text), no number parsing
+        # ("007" stays "007"); _column turns an all-integer id or label column into int64.
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(path, sep="," if suffix == ".csv" else "\t", dtype=str, keep_default_na=False)
         if suffix == ".jsonl":
-            return pd.read_json(path, lines=True)
+            return pd.read_json(path, lines=True, dtype=False)
         try:
             return pd.read_parquet(path)
         except ImportError:
@@ -127,16 +136,22 @@ def open_items(
         raise FileFormatError("no such file", path)
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
-        texts = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines()]
+        # Only "\n" ends an item (str.splitlines would also split at \f, \v, U+2028 ...).
+        lines = path.read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        texts = [line.rstrip("\r") for line in lines]
         items = Items(path, "text", len(texts), None, None, _texts=texts)
     elif suffix in TABLE_SUFFIXES:
         frame = _read_table(path)
+        if len(frame) == 0:
+            raise DataError("is empty: nothing to embed", path)
         column = text_column or "text"
         if column not in frame.columns:
             raise DataError(
                 f"has no text column {column!r} (columns: {', '.join(map(str, frame.columns))}); use --text-column", path
             )
-        texts = [str(t) for t in frame[column].fillna("")]
+        texts = ["" if t is None else str(t) for t in frame[column].tolist()]
         items = Items(
             path, "text", len(texts), _column(frame, id_column, "--id-column", path),
             _column(frame, label_column, "--label-column", path), _texts=texts,

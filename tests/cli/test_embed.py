@@ -262,12 +262,8 @@ def test_table_without_id_column_numbers_the_rows(tmp_path, fake_encoder):
 @pytest.mark.parametrize(
     "suffix",
     [
-        pytest.param(".csv", marks=pytest.mark.xfail(strict=True, reason=(
-            "bug: relcli/io/items.py _read_table reads CSV with pandas' type and NA inference: text 'NA'/'None' "
-            "becomes '', '1.50' becomes '1.5'; ids '007' and '7' both become 7 (a 'duplicate id' error)"))),
-        pytest.param(".jsonl", marks=pytest.mark.xfail(strict=True, reason=(
-            "bug: relcli/io/items.py _read_table: pd.read_json(lines=True) converts the JSON strings '007', '7' "
-            "to the integer 7 (a 'duplicate id' error) and labels '1', '01' to 1"))),
+        ".csv",
+        ".jsonl",
     ],
 )
 def test_table_values_are_taken_verbatim(tmp_path, fake_encoder, suffix):
@@ -300,9 +296,6 @@ def test_txt_one_item_per_line(tmp_path, fake_encoder):
     np.testing.assert_allclose(got.matrix, ngram_bag(lines).float().numpy(), rtol=0, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: relcli/io/items.py open_items splits .txt with str.splitlines(), which also breaks lines at "
-    "\\f, \\v, \\x1c-\\x1e, \\x85, U+2028, U+2029: one line becomes several items and row ids shift"))
 def test_txt_lines_are_split_on_newlines_only(tmp_path, fake_encoder):
     lines = ["page one\x0cpage two", "a\u2028b", "c\x85d", "plain"]
     src = tmp_path / "odd.txt"
@@ -417,9 +410,6 @@ def test_hf_max_length_truncates(tmp_path, tiny_bert):
     np.testing.assert_allclose(cut, hf_reference(tiny_bert, texts, max_length=4), atol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: relcli/encoders.py HFEncoder.__init__ lets transformers print its 'Loading weights' tqdm bar to stderr, "
-    "even with -q and off a terminal (DESIGN §6)"))
 def test_hf_quiet_is_silent(tmp_path, tiny_bert):
     src = write_lines(tmp_path / "q.txt", HF_TEXTS)
     result = ok(invoke("embed", src, "-e", f"hf:{tiny_bert[0]}", "--device", "cpu", "-q", "-o", tmp_path / "q.h5"))
@@ -480,9 +470,7 @@ def message_after(line: str, path: Path) -> str:
     ("lines.txt", b""),
     ("header.csv", b"id,text\n"),
     ("header.tsv", b"id\ttext\n"),
-    pytest.param("rows.jsonl", b"", marks=pytest.mark.xfail(strict=True, reason=(
-        "bug: relcli/io/items.py open_items checks the text column before emptiness: an empty .jsonl says "
-        "\"has no text column 'text' (columns: ); use --text-column\" instead of 'is empty'"))),
+    pytest.param("rows.jsonl", b""),
 ])
 def test_empty_input(tmp_path, fake_encoder, name, content):
     src = tmp_path / name
@@ -546,9 +534,6 @@ def test_encoder_rejecting_the_input_fails_cleanly(tmp_path):
           "encoder failed on a batch of shape (5, 4, 4)", path=ENCODERS["mnist"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: relcli/encoders.py TorchScriptEncoder.encode quotes the first line of the TorchScript error, always "
-    "'The following operation failed in the TorchScript interpreter.'; the module's ValueError is on the last line"))
 def test_encoder_rejecting_the_input_is_a_clean_error(tmp_path):
     wrong = _save(tmp_path / "wrong_shape.npy", np.zeros((5, 4, 4), dtype=np.float32))  # not 8x8 digits
     fails(tmp_path, ["embed", wrong, "-e", f"torchscript:{ENCODERS['mnist']}", "-o", tmp_path / "o.h5"], 1,
@@ -567,9 +552,6 @@ def test_encoder_raising_runtime_error_is_a_clean_error(tmp_path, small_digits):
           "encoder failed on a batch of shape (20, 1, 8, 8)", path=scripted)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: relcli/encoders.py TorchScriptEncoder.encode quotes the first line of a TorchScript error, which is always "
-    "'The following operation failed in the TorchScript interpreter.'; the cause is on the last line"))
 def test_encoder_runtime_error_names_the_cause(tmp_path, small_digits):
     scripted = tmp_path / "matmul.pt"
     torch.jit.script(MatmulMismatch()).save(str(scripted))

@@ -1,6 +1,5 @@
 """Classifier heads: optimality, non-linear fits, label round trips, determinism, save/load."""
 
-import time
 
 import numpy as np
 import pytest
@@ -114,27 +113,16 @@ def test_mlp_shapes_and_seed_changes_initialisation():
     assert not torch.equal(a.w1_, b.w1_)
 
 
-@pytest.mark.slow
-def test_mlp_is_fast_on_cpu():
-    """10k×128, 10 classes: the fit costs little more than its matrix products (200 epochs ~4 s on 2 cores).
+def test_mlp_fits_a_realistic_problem():
+    """10k×128, 10 classes: a short full-batch fit already separates the classes.
 
-    Measured against the same number of bare products of the same shapes, so a busy machine
-    slows both sides alike.
+    Its speed is measured in benchmarks/bench_kernels.py, never in a timed test.
     """
     g = torch.Generator().manual_seed(0)
     x = torch.randn(10_000, 128, generator=g)
     y = torch.randint(0, 10, (10_000,), generator=g)
     x[torch.arange(10_000), y] += 3.0
-    w = torch.randn(256, 128, generator=g)
-    start = time.perf_counter()
-    for _ in range(50):  # per epoch: forward x@w1ᵀ, backward dhᵀ@x
-        h = x @ w.T
-        _ = h.T @ x
-    bare = time.perf_counter() - start
-    start = time.perf_counter()
-    head = MLPHead(epochs=50).fit(x, y)  # the default 200 epochs take 4 times as long
-    fit = time.perf_counter() - start
-    assert fit < 4 * bare + 0.5, (fit, bare)
+    head = MLPHead(epochs=50).fit(x, y)
     assert train_accuracy(head, x, y) > 0.95
 
 
