@@ -320,7 +320,8 @@ def report(bench: Bench, args, elapsed: float, argv: list[str]) -> str:
     add(f"- seeds: {', '.join(map(str, bench.seeds))} (seed S = the train split's `--strategy random --seed S` AND the "
         f"anchors' `--strategy fps --seed S`); anchor counts k: {', '.join(map(str, ks))}; IRP ablations at k = "
         f"{', '.join(map(str, aks))}; scaling and anchor-strategy ablations at k = 512")
-    add(f"- total run time: {elapsed:.0f} s ({elapsed / 60:.1f} min), {sum(bench.cli.calls.values())} in-process relcli calls "
+    add(f"- total run time: {elapsed:.0f} s wall ({elapsed / 60:.1f} min), {args.cpu_seconds:.0f} s CPU (both grow "
+        f"several-fold when other jobs share the 2 cores, as torch threads then spin-wait); {sum(bench.cli.calls.values())} in-process relcli calls "
         f"({', '.join(f'{n} {c}× {bench.cli.seconds[n]:.0f}s' for n, c in sorted(bench.cli.calls.items()))})")
     add("\n**Protocol** (examples/Makefile, repeated over seeds). The 1,797 sklearn digits are embedded once by two real CNN "
         "encoders (sample_data/encoders: MNIST-trained and USPS-trained, 128-d each). Per seed S, a random split puts "
@@ -487,13 +488,14 @@ def main(argv: list[str] | None = None) -> int:
     ablation_ks = [512] if args.quick else [256, 512]
     os.environ.setdefault("RELCLI_DEVICE", "cpu")
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     cli = Cli()
     with tempfile.TemporaryDirectory(prefix="relcli-quality-") as tmp:
         bench = Bench(cli, Path(tmp), seeds, ks, ablation_ks)
         log(f"relcli quality benchmark ({'quick' if args.quick else 'full'}): seeds {seeds}, k {ks}, work dir {tmp}")
         bench.run()
     elapsed = time.perf_counter() - start
+    args.cpu_seconds = time.process_time() - cpu_start
     text = report(bench, args, elapsed, argv)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

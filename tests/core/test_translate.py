@@ -126,11 +126,21 @@ def test_isotropic_scale_formula():
     assert float(tr.source_scale_) == pytest.approx(expected, rel=1e-12)
 
 
-def test_constant_dimension_gets_unit_scale():
+def test_constant_or_nearly_dead_dimension_gets_the_rms_scale():
+    """A dead unit (σ = 0) or a nearly dead one (σ < 1e-2·rms σ) is scaled like a typical one, so a
+    row where it fires outside the anchors is not blown up by 1/σ."""
     x = gaussian(30, 4, 15)
     x[:, 2] = 5.0
     tr = LinearTranslator().fit(x, x)
-    assert float(tr.source_scale_[2]) == 1.0
+    live = x[:, [0, 1, 3]].std(dim=0, unbiased=False)
+    rms = float(torch.cat([live, torch.zeros(1, dtype=x.dtype)]).pow(2).mean().sqrt())
+    assert float(tr.source_scale_[2]) == pytest.approx(rms, rel=1e-12)
+    x_near = gaussian(30, 4, 16)
+    x_near[:, 1] = 1e-4 * x_near[:, 1]
+    scale = Procrustes().fit(x_near, x_near).source_scale_
+    stds = x_near.std(dim=0, unbiased=False)
+    assert float(scale[1]) == pytest.approx(float(stds.pow(2).mean().sqrt()), rel=1e-9)
+    assert float(scale[0]) == pytest.approx(float(stds[0]), rel=1e-9)
     assert torch.isfinite(tr.matrix_).all()
     assert_close(tr.transform(x), x, 1e-10)
     tr = LinearTranslator(scaling="isotropic").fit(torch.ones(5, 3), torch.ones(5, 3) * 2)
