@@ -1,4 +1,4 @@
-"""IRP options shared by ``invert``, ``translate`` and ``stitch`` (one spelling everywhere)."""
+"""Translation options shared by ``invert``, ``translate`` and ``stitch run`` (one spelling everywhere)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,17 @@ from typing import Annotated
 
 import typer
 
+Method = Annotated[
+    str,
+    typer.Option(
+        "--method", "-m",
+        help="irp (inverse relative projection, folded into one d_X x d_Y map) | procrustes | linear | affine | ortho-linear",
+    ),
+]
+Center = Annotated[bool, typer.Option("--center/--no-center", help="IRP: centre both spaces on their anchor means.")]
+Scaling = Annotated[
+    str, typer.Option("--scaling", help="Direct methods: standard (per-dimension, anchor statistics) | isotropic | none.")
+]
 Rcond = Annotated[
     str,
     typer.Option(

@@ -20,6 +20,9 @@ Dtype = Annotated[
     Optional[str],
     typer.Option("--dtype", help="Output dtype: float16|bfloat16|float32|float64 (default: the input's)."),
 ]
+DropInvalid = Annotated[
+    bool, typer.Option("--drop-invalid", help="Skip rows with NaN/Inf (or all zeros where direction matters) instead of failing.")
+]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same output.")]
 
 DEFAULT_BATCH = 65536

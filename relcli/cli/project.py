@@ -29,7 +29,7 @@ def project(
     similarity: Annotated[Optional[list[str]], typer.Option("--similarity", "-s", help=SIMILARITY_HELP)] = None,
     aggregate: Annotated[str, typer.Option("--aggregate", help="concat | sum, for several similarities.")] = "concat",
     center: Annotated[bool, typer.Option("--center/--no-center", help="Subtract the anchors' mean first.")] = False,
-    drop_invalid: Annotated[bool, typer.Option("--drop-invalid", help="Skip NaN/Inf and all-zero rows instead of failing.")] = False,
+    drop_invalid: opt.DropInvalid = False,
     key: opt.Key = None,
     dtype: opt.Dtype = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,

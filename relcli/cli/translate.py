@@ -11,10 +11,6 @@ from relcli.cli import _irp_options as irp_opt
 from relcli.cli import _options as opt
 from relcli.cli._runtime import command, configure, detail, resolve_device, say, warn
 
-METHOD_HELP = (
-    "irp (inverse relative projection, folded into one d_X x d_Y map) | procrustes | linear | affine | ortho-linear"
-)
-SCALING_HELP = "Direct methods: standard (per-dimension, anchor statistics) | isotropic | none."
 
 
 def fit_from_files(
@@ -74,16 +70,16 @@ def translate(
         Optional[Path],
         typer.Option("--src-anchors", help="Source-space anchors parallel to --tgt-anchors (default: --src rows with the same ids)."),
     ] = None,
-    method: Annotated[str, typer.Option("--method", "-m", help=METHOD_HELP)] = "irp",
-    center: Annotated[bool, typer.Option("--center/--no-center", help="IRP: centre both spaces on their anchor means.")] = False,
-    scaling: Annotated[str, typer.Option("--scaling", help=SCALING_HELP)] = "standard",
+    method: irp_opt.Method = "irp",
+    center: irp_opt.Center = False,
+    scaling: irp_opt.Scaling = "standard",
     rcond: irp_opt.Rcond = "auto",
     prune_threshold: irp_opt.Prune = 0.0,
     subspaces: irp_opt.Subspaces = 1,
     allow_rank_deficient: irp_opt.AllowRankDeficient = False,
     save_map: Annotated[Optional[Path], typer.Option("--save-map", help="Also save the fitted map (.safetensors) for --map.")] = None,
     map_file: Annotated[Optional[Path], typer.Option("--map", help="Apply a saved map instead of fitting one.")] = None,
-    drop_invalid: Annotated[bool, typer.Option("--drop-invalid", help="Skip NaN/Inf and all-zero rows instead of failing.")] = False,
+    drop_invalid: opt.DropInvalid = False,
     seed: opt.Seed = 0,
     key: opt.Key = None,
     dtype: opt.Dtype = None,
