@@ -208,8 +208,8 @@ def stream_map(
     if labels == "from-input":
         labels = reader.labels
     if keep is not None and dropped:
-        ids = _subset(ids, keep)
-        labels = _subset(labels, keep)
+        ids = take_rows(ids, keep)
+        labels = take_rows(labels, keep)
     cdtype = compute_dtype(reader.dtype)
     with EmbeddingWriter(
         output, n_out, out_dim, dtype, ids=ids, labels=labels, attrs=attrs, arrays=arrays, id_arrays=id_arrays
@@ -226,9 +226,13 @@ def stream_map(
     return dropped
 
 
-def _subset(values, keep: np.ndarray):
+def take_rows(values, rows):
+    """Entries ``rows`` (indices, or a boolean mask) of an id/label array: a list or an ndarray."""
     if values is None:
         return None
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        rows = np.flatnonzero(rows)
     if isinstance(values, np.ndarray):
-        return values[keep]
-    return [v for v, k in zip(values, keep) if k]
+        return values[rows]
+    return [values[r] for r in rows.tolist()]

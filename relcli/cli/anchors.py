@@ -111,8 +111,8 @@ def anchors(
             method = {"n_anchors": n_anchors, "strategy": strategy, "seed": seed}
         vectors = reader.read_rows(rows)
         pipe.check_chunk(reader, vectors.float(), 0)
-        ids = _pick(reader.ids, rows) if reader.ids is not None else np.asarray(rows, dtype=np.int64)
-        labels = _pick(reader.labels, rows) if reader.labels is not None else None
+        ids = pipe.take_rows(reader.ids, rows) if reader.ids is not None else np.asarray(rows, dtype=np.int64)
+        labels = pipe.take_rows(reader.labels, rows)
         attrs = {
             "kind": "anchors",
             "source_stats": stats.to_dict(),
@@ -127,11 +127,3 @@ def anchors(
         ) as writer:
             writer.write(vectors)
     say(f"wrote {len(rows)} anchors of {reader.n_rows:,} x {reader.dim} to {output}")
-
-
-def _pick(values, rows):
-    import numpy as np
-
-    if isinstance(values, np.ndarray):
-        return values[np.asarray(rows, dtype=np.int64)]
-    return [values[r] for r in rows]

@@ -142,8 +142,8 @@ def evaluate(
                 raise DataError("has no labels to judge predictions against", reference)
             if judged.labels is None:
                 raise DataError("is a predictions file without predicted labels", input)
-            judged_labels = judged.labels if selected is None else _take(judged.labels, selected)
-            predicted, truth = _label_codes(judged_labels, _take(ref.labels, rows))
+            judged_labels = judged.labels if selected is None else pipe.take_rows(judged.labels, selected)
+            predicted, truth = _label_codes(judged_labels, pipe.take_rows(ref.labels, rows))
             results = compute_label_metrics(predicted, truth, names)
         else:
             pred = pipe.load_rows(judged, torch_device, selected)
@@ -167,12 +167,6 @@ def evaluate(
     if failures:
         error(f"{input}: gate failed: {'; '.join(failures)}")
         raise typer.Exit(1)
-
-
-def _take(values, rows):
-    import numpy as np
-
-    return [values[r] for r in rows] if isinstance(values, list) else np.asarray(values)[rows]
 
 
 def _label_codes(predicted, truth):

@@ -102,7 +102,7 @@ def write_predictions(reader, output: Path, head: LoadedHead, transform, *, devi
         keep[pipe.invalid_rows(reader, batch_size)] = False
     n_out = reader.n_rows if keep is None else int(keep.sum())
     predicted = [] if isinstance(values, list) else np.zeros(n_out, dtype=np.int64)
-    ids = reader.ids if keep is None or reader.ids is None else pipe._subset(reader.ids, keep)
+    ids = reader.ids if keep is None or reader.ids is None else pipe.take_rows(reader.ids, keep)
     # Labels are only known at the end: scores stream to a temp writer, labels are patched in.
     scores_chunks = []
     cdtype = pipe.compute_dtype(reader.dtype)
