@@ -187,8 +187,6 @@ def stream_map(
     allow_zero: bool = False,
     arrays: dict[str, Any] | None = None,
     id_arrays: dict[str, Any] | None = None,
-    labels: Any = "from-input",
-    keep_ids: bool = True,
 ) -> int:
     """Read ``reader`` in row chunks, apply ``transform``, write ``output`` atomically.
 
@@ -204,9 +202,7 @@ def stream_map(
         keep = np.ones(reader.n_rows, dtype=bool)
         keep[bad] = False
     n_out = reader.n_rows - dropped
-    ids = reader.ids if keep_ids else None
-    if labels == "from-input":
-        labels = reader.labels
+    ids, labels = reader.ids, reader.labels
     if keep is not None and dropped:
         ids = take_rows(ids, keep)
         labels = take_rows(labels, keep)

@@ -53,12 +53,11 @@ def anchors(
     from relcli.cli import _pipeline as pipe
     from relcli.core.anchors import STRATEGIES, select_anchors
     from relcli.errors import DataError, UsageError
-    from relcli.io.atomic import check_writable, output_format
+    from relcli.io.atomic import check_output
     from relcli.io.embeddings import EmbeddingWriter, open_embeddings
     from relcli.io.join import read_pairs, rows_for_keys
 
-    output_format(output)
-    check_writable(output)
+    check_output(output)
     if like is None and pairs is not None:
         raise UsageError("--pairs maps ids across spaces and needs --like ANCHORS")
     if like is None and n_anchors is None:

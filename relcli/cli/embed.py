@@ -51,12 +51,11 @@ def embed(
     from relcli.core._common import l2_normalize
     from relcli.encoders import EncoderOptions, load_encoder
     from relcli.errors import DataError
-    from relcli.io.atomic import check_writable, output_format
+    from relcli.io.atomic import check_output
     from relcli.io.embeddings import EmbeddingWriter
     from relcli.io.items import open_items
 
-    output_format(output)
-    check_writable(output)
+    check_output(output)
     pipe.output_dtype(dtype, "float32")
     torch_device = resolve_device(device)
     items = open_items(input, text_column, id_column, label_column, key, labels)

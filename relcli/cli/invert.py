@@ -43,12 +43,11 @@ def invert(
     from relcli.cli import _pipeline as pipe
     from relcli.core.irp import IRP
     from relcli.errors import DataError
-    from relcli.io.atomic import check_writable, output_format
+    from relcli.io.atomic import check_output
     from relcli.io.embeddings import open_embeddings
     from relcli.io.join import rows_for_keys
 
-    output_format(output)
-    check_writable(output)
+    check_output(output)
     torch_device = resolve_device(device)
     target = pipe.load_anchor_set(anchors, torch_device)
     with open_embeddings(input) as reader:

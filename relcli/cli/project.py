@@ -46,11 +46,10 @@ def project(
     from relcli.cli import _pipeline as pipe
     from relcli.core.relative import RelativeProjector
     from relcli.errors import DataError
-    from relcli.io.atomic import check_writable, output_format
+    from relcli.io.atomic import check_output
     from relcli.io.embeddings import open_embeddings
 
-    output_format(output)
-    check_writable(output)
+    check_output(output)
     similarities = parse_similarities(similarity)
     torch_device = resolve_device(device)
     anchor_set = pipe.load_anchor_set(anchors, torch_device)

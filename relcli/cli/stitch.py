@@ -275,11 +275,10 @@ def apply(
     configure(device, quiet, verbose, debug)
     from relcli.cli import _pipeline as pipe
     from relcli.errors import DataError
-    from relcli.io.atomic import check_writable, output_format
+    from relcli.io.atomic import check_output
     from relcli.io.embeddings import open_embeddings
 
-    output_format(output)
-    check_writable(output)
+    check_output(output)
     torch_device = resolve_device(device)
     loaded = LoadedHead(head, torch_device)
     transform = _relative_transform(loaded, anchors, torch_device)
@@ -329,11 +328,10 @@ def run(
     from relcli.cli.translate import fit_from_files
     from relcli.core import TRANSLATION_METHODS, apply_translator
     from relcli.errors import DataError, UsageError
-    from relcli.io.atomic import check_writable, output_format
+    from relcli.io.atomic import check_output
     from relcli.io.embeddings import open_embeddings
 
-    output_format(output)
-    check_writable(output)
+    check_output(output)
     if method not in TRANSLATION_METHODS:
         raise UsageError(f"unknown --method {method!r}; choose one of: {', '.join(TRANSLATION_METHODS)}")
     torch_device = resolve_device(device)
@@ -343,7 +341,7 @@ def run(
     with open_embeddings(src, key=key) as reader:
         translator, info = fit_from_files(
             reader, src, tgt_anchors, src_anchors, method, center, scaling, rcond, prune_threshold, subspaces,
-            allow_rank_deficient, seed, torch_device, batch_size,
+            allow_rank_deficient, seed, torch_device,
         )
         target_dim = int(translator.map_.shape[1]) if hasattr(translator, "map_") else int(translator.target_dim_)
         if loaded.input_dim is not None and target_dim != loaded.input_dim:

@@ -16,7 +16,7 @@ from relcli.cli._runtime import command, configure, detail, resolve_device, say,
 def fit_from_files(
     src_reader, src_path: Path, tgt_anchors: Path, src_anchors: Path | None, method: str, center: bool,
     scaling: str, rcond: str, prune_threshold: float, subspaces: int, allow_rank_deficient: bool,
-    seed: int, device, batch_size: int,
+    seed: int, device,
 ):
     """Fit a translator from the files of `translate` / `stitch run`; returns (translator, info)."""
     from relcli.cli import _pipeline as pipe
@@ -102,12 +102,11 @@ def translate(
     from relcli.cli import _pipeline as pipe
     from relcli.core import TRANSLATION_METHODS, apply_translator
     from relcli.errors import DataError, UsageError
-    from relcli.io.atomic import check_writable, output_format
+    from relcli.io.atomic import check_output, check_writable
     from relcli.io.embeddings import open_embeddings
     from relcli.io.estimators import load_estimator, save_estimator
 
-    output_format(output)
-    check_writable(output)
+    check_output(output)
     if save_map is not None:
         if save_map.suffix.lower() != ".safetensors":
             raise UsageError("--save-map writes a .safetensors file", save_map)
@@ -125,7 +124,7 @@ def translate(
         else:
             translator, info = fit_from_files(
                 reader, src, tgt_anchors, src_anchors, method, center, scaling, rcond, prune_threshold,
-                subspaces, allow_rank_deficient, seed, torch_device, batch_size,
+                subspaces, allow_rank_deficient, seed, torch_device,
             )
             inputs = [src, tgt_anchors, src_anchors]
         translator.to(torch_device, pipe.compute_dtype(reader.dtype))

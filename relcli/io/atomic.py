@@ -46,6 +46,12 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_output(path: str | os.PathLike) -> Path:
+    """Before any work: the output's extension names a format relcli writes and its folder is writable."""
+    output_format(path)
+    return check_writable(path)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
