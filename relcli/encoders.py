@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from relcli.errors import FileFormatError, UsageError
+from relcli.io.torchscript import error_cause, load_torchscript
 
 ENTRY_POINT_GROUP = "relcli.encoders"
 
@@ -39,12 +40,6 @@ class Encoder(Protocol):
 
     def encode(self, batch) -> Any:  # returns a (rows, dims) torch tensor
         ...
-
-
-def error_cause(exc: BaseException) -> str:
-    """The informative line of an error: TorchScript puts the real cause on its last line."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1][:200] if lines else type(exc).__name__
 
 
 def _missing_extra(package: str, extra: str) -> UsageError:
@@ -72,13 +67,7 @@ class TorchScriptEncoder:
     modality = "tensor"
 
     def __init__(self, path: Path, options: EncoderOptions):
-        import torch
-
-        _require_path(path, "TorchScript encoder")
-        try:
-            self.module = torch.jit.load(str(path), map_location=options.device).eval()
-        except (RuntimeError, ValueError) as exc:
-            raise FileFormatError(f"is not a TorchScript module: {error_cause(exc)}", path) from None
+        self.module = load_torchscript(path, options.device, "TorchScript encoder")
         self.path, self.device = path, options.device
 
     def encode(self, batch):

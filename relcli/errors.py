@@ -7,6 +7,7 @@ Messages are one line; ``path``, when given, names the file the problem is in.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 
 class RelcliError(Exception):
@@ -37,5 +38,32 @@ class DataError(RelcliError, ValueError):
     """The numbers do not fit: shapes, ids, NaN/Inf or zero rows, too few anchors."""
 
 
+class RowsError(DataError):
+    """Some rows of one input cannot be used.
+
+    ``positions`` are the rows' positions in the tensor the kernel was given (a chunk, say);
+    ``problem`` says what is wrong with them ("NaN/Inf", "all zeros: no direction", ...). The
+    one row loop of ``relcli.api`` turns positions into the file's ids, or drops the rows.
+    """
+
+    def __init__(self, problem: str, positions: Sequence[int], what: str = "input", path=None):
+        self.problem = problem
+        self.positions = [int(p) for p in positions]
+        self.what = what
+        super().__init__(f"{what} has {problem} in {describe_rows(self.positions, noun='rows')}", path)
+
+
 class NotFittedError(RelcliError, RuntimeError):
     """An estimator was used before ``fit`` (or loading) gave it its learned state."""
+
+
+class OutputError(RelcliError):
+    """An output could not be written (full disk, file-size limit, I/O error); nothing was left behind."""
+
+
+def describe_rows(keys: Sequence, noun: str = "ids", limit: int = 5) -> str:
+    """``3 row(s) (ids 'a', 'b', 'c')``: how every message names a set of rows."""
+    keys = list(keys)
+    shown = ", ".join(repr(k) if isinstance(k, str) else str(k) for k in keys[:limit])
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{len(keys)} row(s) ({noun} {shown}{more})"

@@ -31,9 +31,16 @@ def imported_modules(args: list[str], tmp_path) -> tuple[set[str], subprocess.Co
 
 def test_the_parser_sees_heavy_imports(tmp_path):
     """Control: the same harness does report torch when it is imported."""
-    names, done = imported_modules(["-c", "import relcli.core"], tmp_path)
+    names, done = imported_modules(["-c", "import relcli.api"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "torch" in names and "relcli" in names
+
+
+def test_the_registry_of_methods_imports_no_torch(tmp_path):
+    """The CLI's choices come from relcli.core.registry, which must stay light."""
+    names, done = imported_modules(["-c", "import relcli.core.registry as r; assert 'irp' in r.TRANSLATORS"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "relcli" in names and not names & set(HEAVY), sorted(names & set(HEAVY))
 
 
 @pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["-h"], ["--version"]], ids=" ".join)

@@ -1,28 +1,88 @@
-"""Options shared by the subcommands, as Annotated aliases (one spelling everywhere)."""
+"""Every option the subcommands share, defined once as an Annotated alias (one spelling, one meaning).
+
+Choices come from ``relcli.core.registry`` (which imports no torch), so ``--help`` lists them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
+from relcli.core import registry
+
+DEFAULT_BATCH = 65536
+
+MethodName = Literal[tuple(registry.TRANSLATORS)]  # type: ignore[valid-type]
+ScalingName = Literal[tuple(registry.SCALINGS)]  # type: ignore[valid-type]
+StrategyName = Literal[tuple(registry.STRATEGIES)]  # type: ignore[valid-type]
+HeadName = Literal[tuple(registry.HEADS)]  # type: ignore[valid-type]
+AggregateName = Literal[tuple(registry.AGGREGATIONS)]  # type: ignore[valid-type]
+DtypeName = Literal["float16", "bfloat16", "float32", "float64"]
+
+# -- files and rows ----------------------------------------------------------------------------
 Output = Annotated[Path, typer.Option("-o", "--output", help="Output file: .h5/.hdf5 or .safetensors (by extension).")]
+Key = Annotated[Optional[str], typer.Option("--key", help="Name of the 2-D array in a foreign file.")]
+Dtype = Annotated[Optional[DtypeName], typer.Option("--dtype", help="Output dtype (default: the input's).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Rows read, computed and written per chunk.")]
+DropInvalid = Annotated[
+    bool, typer.Option("--drop-invalid", help="Skip rows with NaN/Inf (or all zeros where direction matters) instead of failing.")
+]
+Seed = Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1, help="Random seed; the same seed gives the same output.")]
+
+# -- how the command runs ----------------------------------------------------------------------
 Device = Annotated[
     Optional[str], typer.Option("--device", help="auto|cpu|cuda[:N] (default: env RELCLI_DEVICE, else auto).")
 ]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Silence everything but errors.")]
 Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="Print details (condition numbers, choices).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Rows per chunk read, computed and written.")]
-Key = Annotated[Optional[str], typer.Option("--key", help="Name of the 2-D array in a foreign file.")]
-Dtype = Annotated[
-    Optional[str],
-    typer.Option("--dtype", help="Output dtype: float16|bfloat16|float32|float64 (default: the input's)."),
-]
-DropInvalid = Annotated[
-    bool, typer.Option("--drop-invalid", help="Skip rows with NaN/Inf (or all zeros where direction matters) instead of failing.")
-]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same output.")]
 
-DEFAULT_BATCH = 65536
+# -- relative representations ------------------------------------------------------------------
+Similarity = Annotated[
+    Optional[list[str]],
+    typer.Option("--similarity", "-s", help=f"{' | '.join(registry.SIMILARITIES)}; repeat or comma-separate for a product of "
+                 "invariances (each block standardised per row)."),
+]
+Aggregate = Annotated[AggregateName, typer.Option("--aggregate", help="How several similarity blocks combine.")]
+
+# -- translation (translate, stitch run; a subset for invert) ------------------------------------
+Method = Annotated[MethodName, typer.Option("--method", "-m", help=registry.choices_help(registry.TRANSLATORS))]
+Center = Annotated[
+    Optional[bool], typer.Option("--center/--no-center", help="IRP: centre both spaces on their anchor means (default: off).")
+]
+Scaling = Annotated[
+    Optional[ScalingName],
+    typer.Option("--scaling", help="Direct methods: " + registry.choices_help(registry.SCALINGS) + " (default: standard)."),
+]
+Rcond = Annotated[
+    Optional[str],
+    typer.Option("--rcond", help="Singular-value cut-off relative to the largest: a number in [0, 1), or 'auto' (the default; "
+                 "IRP: chosen by cross-validation on the anchors; direct methods: 1e-3)."),
+]
+Prune = Annotated[
+    Optional[float],
+    typer.Option("--prune-threshold", min=0.0, max=1.0, help="IRP δ: keep anchors farther than δ in 1-|cos| (default 0: keep all)."),
+]
+Subspaces = Annotated[Optional[int], typer.Option("--subspaces", min=1, help="IRP ω: average over this many pruned anchor subsets (default 1).")]
+AllowRankDeficient = Annotated[
+    Optional[bool], typer.Option("--allow-rank-deficient", help="IRP: accept fewer independent anchors than target dimensions.")
+]
+
+
+def parse_rcond(value: str | None):
+    """--rcond: None (the method's default), 'auto', or a number in [0, 1)."""
+    from relcli.errors import UsageError
+
+    if value is None:
+        return None
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"--rcond {value!r}: expected 'auto' or a number in [0, 1)") from None
+    if not 0.0 <= number < 1.0:
+        raise UsageError(f"--rcond {value!r}: expected 'auto' or a number in [0, 1)")
+    return number

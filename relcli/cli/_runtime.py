@@ -9,8 +9,7 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import typer
@@ -118,39 +117,47 @@ def detail(message: str) -> None:
         typer.echo(message, err=True)
 
 
-@contextmanager
-def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """A Rich progress bar on stderr when it is a terminal; a no-op in pipes and with -q."""
-    if settings.quiet or not sys.stderr.isatty() or total <= 0:
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class ProgressBar:
+    """The API's progress callback: a Rich bar on stderr when it is a terminal; nothing in pipes or with -q.
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+    >>> with ProgressBar() as bar:
+    ...     api.translate(..., progress=bar)
+    """
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, description: str, done: int, total: int) -> None:
+        if settings.quiet or not sys.stderr.isatty() or total <= 0:
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            self._bar = Progress(*columns, console=Console(stderr=True), transient=True)
+            self._bar.start()
+        if description not in self._tasks:
+            self._tasks[description] = self._bar.add_task(description, total=total)
+        self._bar.update(self._tasks[description], completed=done)
 
 
-def resolve_device(spec: str | None = None):
-    """``auto`` = CUDA when available, else CPU; ``cuda[:N]`` must exist."""
-    import torch
+def report(result, summary: str) -> None:
+    """What a command says when it is done: warnings, dropped rows, -v details, then ``summary``."""
+    from relcli.errors import describe_rows
 
-    from relcli.errors import UsageError
-
-    spec = (spec or settings.device or "auto").strip().lower()
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise UsageError(f"unknown device {spec!r}: use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"device {spec!r} does not exist ({torch.cuda.device_count()} CUDA device(s))")
-    elif device.type != "cpu":
-        raise UsageError(f"unsupported device {spec!r}: use auto, cpu or cuda[:N]")
-    return device
+    for message in result.warnings:
+        warn(message)
+    if result.dropped:
+        say(f"dropped {describe_rows(result.dropped_ids)} that could not be used")
+    for message in result.details:
+        detail(message)
+    say(summary)

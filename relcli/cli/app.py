@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from relcli import __version__
-from relcli.cli import _runtime, anchors, embed, evaluate, info, invert, project, stitch, translate
+from relcli.cli import _runtime, anchors, embed, evaluate, info, project, stitch, translate
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors of the parser (a bad option value, a missing option) as one line, like every
+    other error: ``Error: relcli anchors: Invalid value for '--strategy': ...``, exit 2."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            _runtime.error("interrupted; no output was written")
+            sys.exit(130)
+        except typer.TyperException as exc:
+            if not hasattr(exc, "format_message"):
+                raise
+            context = getattr(exc, "ctx", None)
+            where = context.command_path if context is not None else "relcli"
+            message = " ".join(exc.format_message().replace("Value error, ", "").split())
+            _runtime.error(f"{where}: {message} (see '{where} --help')")
+            sys.exit(getattr(exc, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="relcli",
     help="Make two neural latent spaces talk: relative representations, inverse relative "
     "projection (IRP) and direct translation over embedding files (HDF5, safetensors, .npy).",
@@ -47,7 +74,7 @@ def main_options(
 app.command("embed")(embed.embed)
 app.command("anchors")(anchors.anchors)
 app.command("project")(project.project)
-app.command("invert")(invert.invert)
+app.command("invert")(project.invert)
 app.command("translate")(translate.translate)
 app.add_typer(stitch.app, name="stitch")
 app.command("evaluate")(evaluate.evaluate)

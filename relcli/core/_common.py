@@ -1,4 +1,4 @@
-"""Small helpers the kernels share: row normalisation, chunking, input checks."""
+"""Small helpers the kernels share: row chunks, the compute dtype, and the one test of a bad row."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-from relcli.errors import DataError
+from relcli.errors import DataError, RowsError
 
 DEFAULT_CHUNK_ROWS = 65536
 
@@ -17,6 +17,15 @@ def row_chunks(n_rows: int, chunk_rows: int | None) -> Iterator[slice]:
     step = max(step, 1)
     for start in range(0, n_rows, step):
         yield slice(start, min(start + step, n_rows))
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype relcli computes in for data stored as ``dtype``: float64 stays, all else is float32.
+
+    Half precision (float16, bfloat16) is widened: its 3-4 significant digits would round
+    similarities and sums of squares away. Integer data becomes float32.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def check_matrix(x: torch.Tensor, what: str = "input") -> torch.Tensor:
@@ -30,31 +39,48 @@ def check_matrix(x: torch.Tensor, what: str = "input") -> torch.Tensor:
     return x
 
 
-def bad_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of rows holding NaN/Inf, and of all-zero rows (whose direction is undefined)."""
+NONFINITE = "NaN/Inf"
+ZERO = "all zeros (no direction)"
+
+
+def _overflow(dtype: torch.dtype) -> str:
+    name = str(dtype).replace("torch.", "")
+    return f"an L2 norm that over- or underflows in {name} (rescale them or use float64)"
+
+
+def invalid_rows(x: torch.Tensor, need_direction: bool = True) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
+    """The one test of a bad row: (mask of bad rows, [(problem, positions), ...]).
+
+    A row is bad when it holds NaN/Inf; where its direction matters (cosines, normalisation)
+    also when it is all zeros or when its L2 norm over- or underflows in its dtype (finite
+    entries of ~1e20 in float32, say). Problems come in that order, each with its positions.
+    """
     nonfinite = (~torch.isfinite(x)).any(dim=1)
-    zero = (x == 0).all(dim=1) & ~nonfinite
-    return nonfinite.nonzero().flatten(), zero.nonzero().flatten()
+    mask = nonfinite
+    problems = [(NONFINITE, nonfinite)]
+    if need_direction and x.shape[0]:
+        zero = (x == 0).all(dim=1) & ~nonfinite
+        norms = torch.linalg.vector_norm(x, dim=1)
+        overflow = ~(torch.isfinite(norms) & (norms > 0)) & ~nonfinite & ~zero
+        mask = nonfinite | zero | overflow
+        problems += [(ZERO, zero), (_overflow(x.dtype), overflow)]
+    return mask, [(problem, rows.nonzero().flatten()) for problem, rows in problems if bool(rows.any())]
 
 
-def _describe(indices: torch.Tensor, limit: int = 5) -> str:
-    shown = ", ".join(str(int(i)) for i in indices[:limit])
-    more = f" and {len(indices) - limit} more" if len(indices) > limit else ""
-    return f"{len(indices)} row(s) ({shown}{more})"
+def check_rows(x: torch.Tensor, what: str = "input", allow_zero: bool = False, offset: int = 0) -> None:
+    """Raise ``RowsError`` naming the first kind of bad row (see ``invalid_rows``), if any.
 
-
-def check_rows(x: torch.Tensor, what: str = "input", allow_zero: bool = False) -> None:
-    """Raise ``DataError`` naming NaN/Inf rows (and zero rows unless ``allow_zero``)."""
-    nonfinite, zero = bad_rows(x)
-    if len(nonfinite):
-        raise DataError(f"{what} has NaN/Inf in {_describe(nonfinite)}")
-    if len(zero) and not allow_zero:
-        raise DataError(f"{what} has all-zero {_describe(zero)}: their direction is undefined")
+    ``offset`` is added to the positions, for a chunk that starts at row ``offset`` of its input.
+    """
+    mask, problems = invalid_rows(x, need_direction=not allow_zero)
+    if problems:
+        problem, positions = problems[0]
+        raise RowsError(problem, (positions + offset).tolist(), what)
 
 
 def l2_normalize(x: torch.Tensor, what: str = "input") -> torch.Tensor:
-    """x̂ = x / ‖x‖₂ per row; zero or non-finite rows are an error, never a silent NaN."""
+    """x̂ = x / ‖x‖₂ per row; zero, overflowing or non-finite rows raise ``RowsError``, never a NaN."""
     norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    if not bool(torch.isfinite(norms).all() and (norms > 0).all()):
+    if not bool((torch.isfinite(norms) & (norms > 0)).all()):
         check_rows(x, what)
     return x / norms

@@ -2,30 +2,44 @@
 
 Parameters are stored by ``__init__`` under their own names and nothing else happens there;
 ``fit`` returns ``self``; learned state lives in public attributes whose names end in ``_``.
-Tensor state and JSON-able state (floats, lists, dicts) are split by ``fitted_state`` so the
-I/O layer can write them into a safetensors file (tensors + JSON header metadata) and
-``from_fitted_state`` can rebuild the estimator without re-fitting. Every subclass is
-registered by class name in ``ESTIMATORS`` so a saved file names the class that reads it.
+Each class declares its learned state by name and type in ``_state`` (``"tensor1"`` for a 1-D
+tensor, ``"float"``, ``"int"``, ``"list"``, ``"dict"``...); it counts as fitted when every
+declared attribute is present, and ``fit`` assigns them all at once through ``_set_state``
+only when it succeeds, so a failed fit never leaves a half-fitted estimator.
+
+``fitted_state`` splits the state into tensors and JSON-able values for the I/O layer;
+``from_fitted_state`` rebuilds an estimator from a file and checks every name, type and shape,
+so a file that lies fails at the door. Every concrete subclass is registered by class name in
+``ESTIMATORS`` so a saved file names the class that reads it.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+import math
+from typing import Any, ClassVar
 
 import torch
 
-from relcli.errors import FileFormatError, NotFittedError
+from relcli.errors import FileFormatError, NotFittedError, RelcliError
 
 ESTIMATORS: dict[str, type["Estimator"]] = {}
+
+_SCALARS = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,), "list": (list,), "dict": (dict,)}
 
 
 class Estimator:
     """Base class: ``get_params``, fitted-state checks, save/load of state, device moves."""
 
+    #: learned attribute -> type: "tensorN" (N-D floating or integer tensor) or a scalar kind.
+    _state: ClassVar[dict[str, str]] = {}
+    #: learned attributes that may be absent (e.g. IRP's folded map when fitted without sources).
+    _optional_state: ClassVar[tuple[str, ...]] = ()
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        ESTIMATORS[cls.__name__] = cls
+        if cls._state and not cls.__dict__.get("_abstract", False):
+            ESTIMATORS[cls.__name__] = cls
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -40,17 +54,35 @@ class Estimator:
         """The constructor arguments, read back from the attributes of the same names."""
         return {name: getattr(self, name) for name in self._param_names()}
 
+    def _check_params(self) -> None:
+        """Raise ``UsageError`` for a bad parameter value; subclasses override."""
+
+    def _check_state(self) -> None:
+        """Raise ``FileFormatError`` when loaded state is inconsistent (shapes); subclasses override."""
+
     def _learned_names(self) -> list[str]:
-        return [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]
+        return [n for n in self._state if hasattr(self, n)]
 
     @property
     def is_fitted(self) -> bool:
-        return bool(self._learned_names())
+        required = [n for n in self._state if n not in self._optional_state]
+        return bool(required) and all(hasattr(self, n) for n in required)
 
     def check_fitted(self) -> None:
         """Raise ``NotFittedError`` unless ``fit`` (or loading) has run."""
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+
+    def _set_state(self, **state: Any) -> None:
+        """Replace the whole learned state at once (the last step of a successful ``fit``)."""
+        unknown = set(state) - set(self._state)
+        if unknown:  # a programming error, not a user's
+            raise AttributeError(f"{type(self).__name__} declares no learned state {sorted(unknown)}")
+        for name in self._state:
+            self.__dict__.pop(name, None)
+        for name, value in state.items():
+            if value is not None or name not in self._optional_state:
+                setattr(self, name, value)
 
     def fitted_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Learned state split into (tensors, JSON-able values), ready to be saved."""
@@ -72,15 +104,32 @@ class Estimator:
         tensors: dict[str, torch.Tensor],
         extras: dict[str, Any] | None = None,
     ) -> "Estimator":
-        """Rebuild a fitted estimator from ``get_params()`` and ``fitted_state()`` output."""
+        """Rebuild a fitted estimator from ``get_params()`` and ``fitted_state()`` output.
+
+        Every parameter and state entry is checked (names, types, shapes); a problem is a
+        ``FileFormatError`` naming the field.
+        """
+        if not isinstance(params, dict):
+            raise FileFormatError(f"{cls.__name__} parameters must be an object, got {type(params).__name__}")
         unknown = set(params) - set(cls._param_names())
         if unknown:
             raise FileFormatError(f"{cls.__name__} does not take parameters {sorted(unknown)}")
-        estimator = cls(**params)
-        for name, value in {**tensors, **(extras or {})}.items():
-            if not name.endswith("_"):
-                raise FileFormatError(f"learned state name {name!r} must end in '_'")
-            setattr(estimator, name, value)
+        try:
+            estimator = cls(**params)
+            estimator._check_params()
+        except (RelcliError, TypeError, ValueError) as exc:
+            raise FileFormatError(f"bad {cls.__name__} parameters: {getattr(exc, 'message', exc)}") from None
+        state = {**tensors, **(extras or {})}
+        unknown = set(state) - set(cls._state)
+        if unknown:
+            raise FileFormatError(f"{cls.__name__} has no learned state {sorted(unknown)}")
+        missing = [n for n in cls._state if n not in state and n not in cls._optional_state]
+        if missing:
+            raise FileFormatError(f"{cls.__name__} state is missing {', '.join(missing)}")
+        for name, value in state.items():
+            _check_type(cls.__name__, name, value, cls._state[name])
+        estimator._set_state(**state)
+        estimator._check_state()
         return estimator
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
@@ -97,13 +146,30 @@ class Estimator:
         return f"{type(self).__name__}({args})"
 
 
+def _check_type(owner: str, name: str, value: Any, kind: str) -> None:
+    if kind.startswith("tensor"):
+        ndim = int(kind[len("tensor"):])
+        if not isinstance(value, torch.Tensor):
+            raise FileFormatError(f"{owner} state {name} must be a tensor, got {type(value).__name__}")
+        if value.ndim != ndim:
+            raise FileFormatError(f"{owner} state {name} must be {ndim}-D, got shape {list(value.shape)}")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise FileFormatError(f"{owner} state {name} holds NaN/Inf")
+        return
+    wrong_bool = isinstance(value, bool) and kind != "bool"
+    if wrong_bool or not isinstance(value, _SCALARS[kind]):
+        raise FileFormatError(f"{owner} state {name} must be a {kind}, got {type(value).__name__}")
+    if kind == "float" and not math.isfinite(value):
+        raise FileFormatError(f"{owner} state {name} must be finite, got {value}")
+
+
 def estimator_class(name: str) -> type[Estimator]:
     """The registered estimator class called ``name`` (as saved in a file's metadata)."""
-    import relcli.core  # noqa: F401  (registers every estimator)
+    import relcli.core.heads  # noqa: F401  (registers every estimator)
+    import relcli.core.irp  # noqa: F401
+    import relcli.core.relative  # noqa: F401
+    import relcli.core.translate  # noqa: F401
 
-    try:
-        return ESTIMATORS[name]
-    except KeyError:
-        raise FileFormatError(
-            f"unknown estimator {name!r}; known: {', '.join(sorted(ESTIMATORS))}"
-        ) from None
+    if not isinstance(name, str) or name not in ESTIMATORS:
+        raise FileFormatError(f"unknown estimator {name!r}; known: {', '.join(sorted(ESTIMATORS))}")
+    return ESTIMATORS[name]

@@ -1,150 +1,23 @@
-"""Anchor selection and statistics of the whole space the anchors are drawn from.
+"""Anchor selection: which rows of a space become the anchors.
 
 Every strategy is seeded through a CPU ``torch.Generator`` and returns a CPU LongTensor of
-``k`` distinct row indices, in the order they were chosen. ``SpaceStats`` summarises the
-whole space (not just the anchors); IRP and direct translation use it to restore the
-target's scale (DESIGN §3, ``relcli.source_stats``).
+``k`` distinct row indices, in the order they were chosen.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 
-from relcli.core._common import (
-    DEFAULT_CHUNK_ROWS,
-    _describe,
-    bad_rows,
-    check_matrix,
-    check_rows,
-    row_chunks,
-)
+from relcli.core import registry
+from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, compute_dtype, row_chunks
 from relcli.core._estimator import Estimator
+from relcli.core.stats import SpaceStats, space_stats
 from relcli.errors import DataError, UsageError
 
-STRATEGIES = ("random", "per-class", "fps", "kmeans")
+STRATEGIES = tuple(registry.STRATEGIES)
 
 # Most elements of one (rows x k) block built by k-means; bounds its memory whatever chunk_rows is.
 _MAX_BLOCK = 1 << 24
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-@dataclass(frozen=True, eq=False)
-class SpaceStats:
-    """Statistics of a whole space: row count, mean and std of ‖x‖₂, per-dimension mean and std.
-
-    Standard deviations are population ones (ddof = 0): σ² = Σ(x − μ)² / n.
-    """
-
-    n_rows: int
-    mean_norm: float
-    std_norm: float
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def to_dict(self) -> dict[str, Any]:
-        """The scalar part, JSON-able (for file metadata)."""
-        return {"n_rows": self.n_rows, "mean_norm": self.mean_norm, "std_norm": self.std_norm}
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """The per-dimension part, under the names the anchor file stores them."""
-        return {"space_mean": self.mean, "space_std": self.std}
-
-    @classmethod
-    def from_parts(cls, scalars: dict[str, Any], mean: torch.Tensor, std: torch.Tensor) -> "SpaceStats":
-        """Rebuild from ``to_dict()`` output and the two tensors."""
-        return cls(
-            n_rows=int(scalars["n_rows"]),
-            mean_norm=float(scalars["mean_norm"]),
-            std_norm=float(scalars["std_norm"]),
-            mean=mean,
-            std=std,
-        )
-
-
-class SpaceStatsAccumulator:
-    """Streaming ``SpaceStats``: feed row chunks to ``update``, read ``result()``.
-
-    Keeps only running moments (never the rows), in float64, merged with Chan et al.'s
-    pairwise update: for parts a, b with n, mean m and sum of squared deviations M2,
-    δ = m_b − m_a, m = m_a + δ·n_b/n, M2 = M2_a + M2_b + δ²·n_a·n_b/n. So a huge common
-    offset does not cancel catastrophically as Σx² − n·m² would. Rows with NaN/Inf are an
-    error naming their global index; zero rows are fine. Results lie on the chunks' device
-    and are float64 if any chunk was float64, else float32.
-    """
-
-    def __init__(self) -> None:
-        self._n = 0
-        self._mean: torch.Tensor | None = None
-        self._m2: torch.Tensor | None = None
-        self._norm_mean: torch.Tensor | None = None
-        self._norm_m2: torch.Tensor | None = None
-        self._out_dtype = torch.float32
-
-    def update(self, chunk: torch.Tensor) -> "SpaceStatsAccumulator":
-        """Merge the moments of one (rows, d) chunk of floats."""
-        chunk = check_matrix(chunk, "chunk")
-        if chunk.shape[0] == 0:
-            return self
-        nonfinite, _ = bad_rows(chunk)
-        if len(nonfinite):
-            raise DataError(f"input has NaN/Inf in {_describe(nonfinite + self._n)}")
-        if self._mean is not None and chunk.shape[1] != self._mean.shape[0]:
-            raise DataError(
-                f"chunk has {chunk.shape[1]} dims but earlier chunks had {self._mean.shape[0]}"
-            )
-        if chunk.dtype == torch.float64:
-            self._out_dtype = torch.float64
-        x = chunk.to(torch.float64)
-        n_b = x.shape[0]
-        mean_b = x.mean(dim=0)
-        m2_b = ((x - mean_b) ** 2).sum(dim=0)
-        norms = torch.linalg.vector_norm(x, dim=1)
-        norm_mean_b = norms.mean()
-        norm_m2_b = ((norms - norm_mean_b) ** 2).sum()
-        if self._mean is None:  # merging into empty moments (n_a = 0) just copies the chunk's
-            self._mean, self._m2 = torch.zeros_like(mean_b), torch.zeros_like(m2_b)
-            self._norm_mean, self._norm_m2 = torch.zeros_like(norm_mean_b), torch.zeros_like(norm_m2_b)
-        n_a = self._n
-        self._mean, self._m2 = _chan_merge(self._mean, self._m2, n_a, mean_b, m2_b, n_b)
-        self._norm_mean, self._norm_m2 = _chan_merge(
-            self._norm_mean, self._norm_m2, n_a, norm_mean_b, norm_m2_b, n_b
-        )
-        self._n = n_a + n_b
-        return self
-
-    def result(self) -> SpaceStats:
-        """The statistics of every row seen so far."""
-        if self._n == 0:
-            raise DataError("no rows to compute space statistics from: the input is empty")
-        n = self._n
-        return SpaceStats(
-            n_rows=n,
-            mean_norm=float(self._norm_mean),
-            std_norm=math.sqrt(max(float(self._norm_m2) / n, 0.0)),
-            mean=self._mean.to(self._out_dtype),
-            std=(self._m2 / n).clamp_min(0).sqrt().to(self._out_dtype),
-        )
-
-
-def _chan_merge(mean_a, m2_a, n_a, mean_b, m2_b, n_b):
-    n = n_a + n_b
-    delta = mean_b - mean_a
-    return mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n)
-
-
-def space_stats(x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> SpaceStats:
-    """``SpaceStats`` of an in-memory (N, d) matrix, accumulated over row chunks."""
-    x = check_matrix(x, "x")
-    acc = SpaceStatsAccumulator()
-    for sl in row_chunks(x.shape[0], chunk_rows):
-        acc.update(x[sl])
-    return acc.result()
 
 
 # --------------------------------------------------------------------------- strategies
@@ -161,19 +34,14 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-def _work_dtype(x: torch.Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
 def _row_norms(x: torch.Tensor, chunk_rows: int | None, what: str) -> torch.Tensor:
     """‖x_i‖₂ in the working dtype, computed by chunks; zero or NaN/Inf rows are a DataError."""
-    work = _work_dtype(x)
+    work = compute_dtype(x.dtype)
     norms = torch.cat(
         [torch.linalg.vector_norm(x[sl].to(work), dim=1) for sl in row_chunks(x.shape[0], chunk_rows)]
     )
     if not bool((torch.isfinite(norms) & (norms > 0)).all()):
-        check_rows(x, what)
-        raise DataError(f"{what} has rows whose L2 norm overflows {work}: rescale the data")
+        check_rows(x.to(work), what)
     return norms
 
 
@@ -422,6 +290,11 @@ class AnchorSelector(Estimator):
     ``mean_norm_``/``std_norm_`` (float), ``n_rows_`` (int). ``transform(x)`` = x[indices_].
     """
 
+    _state = {
+        "indices_": "tensor1", "space_mean_": "tensor1", "space_std_": "tensor1",
+        "mean_norm_": "float", "std_norm_": "float", "n_rows_": "int",
+    }
+
     def __init__(
         self,
         n_anchors: int,
@@ -440,12 +313,10 @@ class AnchorSelector(Estimator):
             self.strategy, self.n_anchors, x=x, labels=labels, seed=self.seed, chunk_rows=self.chunk_rows
         )
         stats = space_stats(x, self.chunk_rows)
-        self.indices_ = indices
-        self.space_mean_ = stats.mean
-        self.space_std_ = stats.std
-        self.mean_norm_ = stats.mean_norm
-        self.std_norm_ = stats.std_norm
-        self.n_rows_ = stats.n_rows
+        self._set_state(
+            indices_=indices, space_mean_=stats.mean, space_std_=stats.std,
+            mean_norm_=stats.mean_norm, std_norm_=stats.std_norm, n_rows_=stats.n_rows,
+        )
         return self
 
     @property

@@ -14,21 +14,16 @@ import math
 import torch
 import torch.nn.functional as F
 
-from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, row_chunks
+from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, compute_dtype, row_chunks
 from relcli.core._estimator import Estimator
-from relcli.errors import DataError, UsageError
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Heads compute in float32 or float64; half precision inputs are promoted to float32."""
-    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+from relcli.errors import DataError, FileFormatError, UsageError
 
 
 def _check_inputs(x: torch.Tensor, what: str = "x") -> torch.Tensor:
     x = check_matrix(x, what)
     # Zero rows are legitimate classifier inputs; NaN/Inf rows are not.
     check_rows(x, what, allow_zero=True)
-    return x.to(_compute_dtype(x.dtype))
+    return x.to(compute_dtype(x.dtype))
 
 
 def _encode_labels(labels, n_rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,14 +53,44 @@ def _standardizer(x: torch.Tensor, standardize: bool) -> tuple[torch.Tensor, tor
     return mean, torch.where(constant, torch.ones_like(std), std)
 
 
-class _HeadPredict:
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Head(Estimator):
     """Shared predict path: standardise, logits in row chunks, softmax, map back to labels.
 
-    A mixin rather than an ``Estimator`` subclass, so that it is not registered for loading.
+    Every head has ``classes_`` (C,), ``input_mean_``/``input_std_`` (d,) and ``input_dim``.
     """
 
-    def _input_dim(self) -> int:
+    needs_direction = False
+
+    @property
+    def input_dim(self) -> int:
+        self.check_fitted()
         return int(self.input_mean_.shape[0])
+
+    def _input_dim(self) -> int:
+        return self.input_dim
+
+    def _check_state(self) -> None:
+        d, c = self.input_mean_.shape[0], self.classes_.shape[0]
+        if self.input_std_.shape[0] != d or not bool((self.input_std_ > 0).all()) or c < 2:
+            raise FileFormatError(
+                f"{type(self).__name__} state does not fit together: input_mean_ {d}, input_std_ "
+                f"{list(self.input_std_.shape)} (must be > 0), {c} classes"
+            )
+        if self.classes_.is_floating_point():
+            raise FileFormatError(f"{type(self).__name__} state classes_ must be integers")
+        for name, shape in self._shapes(d, c).items():
+            if list(getattr(self, name).shape) != shape:
+                raise FileFormatError(
+                    f"{type(self).__name__} state {name} has shape {list(getattr(self, name).shape)}, expected {shape}"
+                )
 
     def _state_on(self, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         names = [n for n in self._learned_names() if isinstance(getattr(self, n), torch.Tensor)]
@@ -90,7 +115,7 @@ class _HeadPredict:
             )
         check_rows(x, "x", allow_zero=True)
         out_dtype = x.dtype
-        work = _compute_dtype(x.dtype)
+        work = compute_dtype(x.dtype)
         state = self._state_on(x.device, work)
         out = torch.empty(x.shape[0], len(self.classes_), device=x.device, dtype=out_dtype)
         with torch.no_grad():
@@ -105,7 +130,7 @@ class _HeadPredict:
         return self.classes_.to(scores.device)[scores.argmax(dim=1)]
 
 
-class LogisticHead(_HeadPredict, Estimator):
+class LogisticHead(Head):
     """Multinomial logistic regression, full-batch L-BFGS (strong Wolfe line search).
 
     Minimises (1/n) Σ_i CE(softmax(W z_i + b), y_i) + (l2/2)‖W‖²_F over W (C×d) and b (C,),
@@ -115,18 +140,27 @@ class LogisticHead(_HeadPredict, Estimator):
     final objective, ``n_iter_`` the L-BFGS iterations used.
     """
 
+    _state = {
+        "classes_": "tensor1", "input_mean_": "tensor1", "input_std_": "tensor1", "weight_": "tensor2",
+        "bias_": "tensor1", "loss_": "float", "n_iter_": "int",
+    }
+
+    def _shapes(self, d: int, c: int) -> dict[str, list[int]]:
+        return {"weight_": [c, d], "bias_": [c]}
+
     def __init__(self, l2: float = 1e-4, max_iter: int = 200, standardize: bool = True, seed: int = 0):
         self.l2 = l2
         self.max_iter = max_iter
         self.standardize = standardize
         self.seed = seed
 
+    def _check_params(self) -> None:
+        if not (_number(self.l2) and self.l2 >= 0 and _integer(self.max_iter) and self.max_iter >= 1):
+            raise UsageError(f"LogisticHead needs l2 >= 0 and max_iter >= 1, got l2={self.l2}, max_iter={self.max_iter}")
+
     def fit(self, x: torch.Tensor, labels) -> "LogisticHead":
         """Learn ``classes_``, ``input_mean_``, ``input_std_``, ``weight_`` (C×d), ``bias_`` (C,)."""
-        if self.l2 < 0 or self.max_iter < 1:
-            raise UsageError(
-                f"LogisticHead needs l2 >= 0 and max_iter >= 1, got l2={self.l2}, max_iter={self.max_iter}"
-            )
+        self._check_params()
         x = _check_inputs(x)
         classes, y = _encode_labels(labels, x.shape[0], x.device)
         mean, std = _standardizer(x, self.standardize)
@@ -152,13 +186,10 @@ class LogisticHead(_HeadPredict, Estimator):
 
             optimizer.step(objective)
             final = objective()
-        self.classes_ = classes
-        self.input_mean_ = mean
-        self.input_std_ = std
-        self.weight_ = weight.detach()
-        self.bias_ = bias.detach()
-        self.loss_ = float(final.detach())
-        self.n_iter_ = int(optimizer.state[optimizer._params[0]].get("n_iter", 0))
+        self._set_state(
+            classes_=classes, input_mean_=mean, input_std_=std, weight_=weight.detach(), bias_=bias.detach(),
+            loss_=float(final.detach()), n_iter_=int(optimizer.state[optimizer._params[0]].get("n_iter", 0)),
+        )
         return self
 
     @staticmethod
@@ -166,7 +197,7 @@ class LogisticHead(_HeadPredict, Estimator):
         return torch.addmm(state["bias_"], z, state["weight_"].T)
 
 
-class MLPHead(_HeadPredict, Estimator):
+class MLPHead(Head):
     """One hidden layer MLP, logits = W₂ ReLU(W₁ z + b₁) + b₂, trained by full-batch Adam.
 
     Minimises the mean cross-entropy over ``epochs`` Adam steps with learning rate ``lr``;
@@ -176,6 +207,15 @@ class MLPHead(_HeadPredict, Estimator):
     Shapes: ``w1_`` (hidden×d), ``b1_`` (hidden,), ``w2_`` (C×hidden), ``b2_`` (C,); ``loss_``
     is the final training cross-entropy.
     """
+
+    _state = {
+        "classes_": "tensor1", "input_mean_": "tensor1", "input_std_": "tensor1", "w1_": "tensor2",
+        "b1_": "tensor1", "w2_": "tensor2", "b2_": "tensor1", "loss_": "float",
+    }
+
+    def _shapes(self, d: int, c: int) -> dict[str, list[int]]:
+        h = self.w1_.shape[0]
+        return {"w1_": [h, d], "b1_": [h], "w2_": [c, h], "b2_": [c]}
 
     def __init__(
         self,
@@ -193,13 +233,18 @@ class MLPHead(_HeadPredict, Estimator):
         self.standardize = standardize
         self.seed = seed
 
-    def fit(self, x: torch.Tensor, labels) -> "MLPHead":
-        """Learn ``classes_``, ``input_mean_``, ``input_std_``, ``w1_``, ``b1_``, ``w2_``, ``b2_``."""
-        if self.hidden < 1 or self.epochs < 1 or self.lr <= 0 or self.weight_decay < 0:
+    def _check_params(self) -> None:
+        good = _integer(self.hidden) and self.hidden >= 1 and _integer(self.epochs) and self.epochs >= 1
+        good = good and _number(self.lr) and self.lr > 0 and _number(self.weight_decay) and self.weight_decay >= 0
+        if not good:
             raise UsageError(
                 f"MLPHead needs hidden >= 1, epochs >= 1, lr > 0, weight_decay >= 0; got "
                 f"hidden={self.hidden}, epochs={self.epochs}, lr={self.lr}, weight_decay={self.weight_decay}"
             )
+
+    def fit(self, x: torch.Tensor, labels) -> "MLPHead":
+        """Learn ``classes_``, ``input_mean_``, ``input_std_``, ``w1_``, ``b1_``, ``w2_``, ``b2_``."""
+        self._check_params()
         x = _check_inputs(x)
         classes, y = _encode_labels(labels, x.shape[0], x.device)
         mean, std = _standardizer(x, self.standardize)
@@ -230,11 +275,10 @@ class MLPHead(_HeadPredict, Estimator):
                 optimizer.step()
         with torch.no_grad():
             final = F.cross_entropy(torch.addmm(b2, torch.relu(torch.addmm(b1, z, w1.T)), w2.T), y)
-        self.classes_ = classes
-        self.input_mean_ = mean
-        self.input_std_ = std
-        self.w1_, self.b1_, self.w2_, self.b2_ = (p.detach() for p in (w1, b1, w2, b2))
-        self.loss_ = float(final)
+        self._set_state(
+            classes_=classes, input_mean_=mean, input_std_=std,
+            w1_=w1.detach(), b1_=b1.detach(), w2_=w2.detach(), b2_=b2.detach(), loss_=float(final),
+        )
         return self
 
     @staticmethod
@@ -243,4 +287,4 @@ class MLPHead(_HeadPredict, Estimator):
         return torch.addmm(state["b2_"], hidden, state["w2_"].T)
 
 
-HEADS: dict[str, type[Estimator]] = {"logistic": LogisticHead, "mlp": MLPHead}
+HEADS: dict[str, type[Head]] = {"logistic": LogisticHead, "mlp": MLPHead}

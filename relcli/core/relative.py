@@ -15,12 +15,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from relcli.core import registry
 from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, l2_normalize, row_chunks
 from relcli.core._estimator import Estimator
 from relcli.errors import DataError, UsageError
 
-SIMILARITIES = ("cosine", "angular", "euclidean", "l1", "linf")
-AGGREGATIONS = ("concat", "sum")
+SIMILARITIES = tuple(registry.SIMILARITIES)
+AGGREGATIONS = tuple(registry.AGGREGATIONS)
 
 #: eps of the per-row standardisation (r − mean) / sqrt(var + eps), as in LayerNorm.
 STANDARDIZE_EPS = 1e-5
@@ -54,32 +55,6 @@ def _check_aggregate(aggregate: str) -> str:
     return aggregate
 
 
-def _describe_rows(indices: torch.Tensor, limit: int = 5) -> str:
-    shown = ", ".join(str(int(i)) for i in indices[:limit])
-    more = f" and {len(indices) - limit} more" if len(indices) > limit else ""
-    return f"{len(indices)} row(s) ({shown}{more})"
-
-
-def _raise_bad_chunk(x_chunk: torch.Tensor, offset: int, what: str, zero_note: str = "") -> None:
-    """Raise a DataError naming the (global) NaN/Inf, all-zero or overflowing rows of a chunk."""
-    nonfinite = (~torch.isfinite(x_chunk)).any(dim=1)
-    if nonfinite.any():
-        rows = nonfinite.nonzero().flatten() + offset
-        raise DataError(f"{what} has NaN/Inf in {_describe_rows(rows)}")
-    zero = (x_chunk == 0).all(dim=1)
-    if zero.any():
-        rows = zero.nonzero().flatten() + offset
-        raise DataError(
-            f"{what} has all-zero {_describe_rows(rows)}{zero_note}: their direction is undefined"
-        )
-    norms = torch.linalg.vector_norm(x_chunk, dim=1)
-    rows = (~torch.isfinite(norms) | (norms == 0)).nonzero().flatten() + offset
-    raise DataError(
-        f"{what} has {_describe_rows(rows)} whose L2 norm over- or underflows in "
-        f"{x_chunk.dtype}: rescale them or use float64"
-    )
-
-
 class _Anchors:
     """Anchor-side quantities computed once per projection and shared by every chunk."""
 
@@ -105,9 +80,8 @@ def _cosine_block(x_chunk: torch.Tensor, offset: int, anchors: _Anchors, out: to
     xc = x_chunk - anchors.mean if anchors.center else x_chunk
     norms = torch.linalg.vector_norm(xc, dim=1, keepdim=True)
     if not bool((torch.isfinite(norms) & (norms > 0)).all()):
-        if anchors.center and bool(torch.isfinite(x_chunk).all()):
-            _raise_bad_chunk(xc, offset, "x", " after centring (equal to the anchor mean)")
-        _raise_bad_chunk(x_chunk, offset, "x")
+        check_rows(x_chunk, "x", offset=offset)
+        check_rows(xc, "x (after centring on the anchor mean)", offset=offset)
     r = torch.mm(xc, anchors.unit_t, out=out)
     return r.div_(norms)
 
@@ -138,7 +112,7 @@ def _similarity_block(
     if name == "angular":
         return cos.clamp(-1.0, 1.0).arccos_().div_(math.pi)
     if not bool(torch.isfinite(x_chunk).all()):
-        _raise_bad_chunk(x_chunk, offset, "x")
+        check_rows(x_chunk, "x", allow_zero=True, offset=offset)
     if name == "euclidean":
         return _euclidean_block(x_chunk, anchors)
     p = 1.0 if name == "l1" else float("inf")
@@ -234,6 +208,8 @@ class RelativeProjector(Estimator):
     Learned state: ``anchors_`` (k × d) and ``anchor_mean_`` (d,), the mean used for centring.
     """
 
+    _state = {"anchors_": "tensor2", "anchor_mean_": "tensor1"}
+
     def __init__(
         self,
         similarities: str | Sequence[str] = ("cosine",),
@@ -246,6 +222,22 @@ class RelativeProjector(Estimator):
         self.center = center
         self.standardize = standardize
 
+    def _check_params(self) -> None:
+        _check_similarities(self.similarities)
+        _check_aggregate(self.aggregate)
+
+    @property
+    def needs_direction(self) -> bool:
+        """Whether all-zero input rows are invalid (cosine and angular blocks need a direction)."""
+        return any(s in _DIRECTIONAL for s in _check_similarities(self.similarities))
+
+    @property
+    def output_dim(self) -> int:
+        """Columns of the relative rows: k per similarity (concat) or k (sum)."""
+        self.check_fitted()
+        blocks = 1 if self.aggregate == "sum" else len(_check_similarities(self.similarities))
+        return self.anchors_.shape[0] * blocks
+
     def fit(self, anchors: torch.Tensor) -> "RelativeProjector":
         """Check and store the anchors (zero rows after centring are an error for cosine)."""
         similarities = _check_similarities(self.similarities)
@@ -254,8 +246,7 @@ class RelativeProjector(Estimator):
         check_rows(anchors, "anchors", allow_zero=True)
         mean = anchors.mean(dim=0)
         _Anchors(anchors, mean, similarities, self.center)  # validates zero rows early
-        self.anchors_ = anchors
-        self.anchor_mean_ = mean
+        self._set_state(anchors_=anchors, anchor_mean_=mean)
         return self
 
     def transform(self, x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> torch.Tensor:

@@ -8,19 +8,79 @@ below, and translate any x as y = crop_{d_Y}(((x − μ_X)/σ_X) R + b)·σ_Y + 
 Fitting runs in float64 whatever the anchors' dtype; the learned state is stored in the
 anchors' (promoted) dtype on their device, and ``transform`` follows its input's device and
 dtype.
+
+``Translator`` is the interface every translation method implements (IRP included):
+``fit(source_anchors, target_anchors, target_norm=None)`` source-first, ``transform(x)`` on
+absolute source rows, and ``source_dim_``/``target_dim_``.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
-from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, row_chunks
+from relcli.core import registry
+from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, compute_dtype, row_chunks
 from relcli.core._estimator import Estimator
-from relcli.errors import DataError, UsageError
+from relcli.errors import DataError, FileFormatError, UsageError
 
-SCALINGS = ("standard", "isotropic", "none")
+SCALINGS = tuple(registry.SCALINGS)
 DEAD_SCALE = 1e-2
+#: what ``rcond="auto"`` means for the direct methods (measured on sample_data: 1e-6 let nearly
+#: dead source units dominate the least-squares map, CKA 0.02).
 DEFAULT_RCOND = 1e-3
+
+
+def check_parallel(source_anchors: torch.Tensor, target_anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both anchor matrices checked: 2-D, same number of rows (parallel), not empty, one device."""
+    xa = check_matrix(source_anchors, "source anchors")
+    ya = check_matrix(target_anchors, "target anchors")
+    if xa.shape[0] != ya.shape[0]:
+        raise DataError(
+            f"source anchors {tuple(xa.shape)} and target anchors {tuple(ya.shape)} must have "
+            "the same number of rows (parallel anchors)"
+        )
+    if xa.shape[0] == 0:
+        raise DataError("no anchors to fit on: the anchor matrices have 0 rows")
+    if xa.device != ya.device:
+        raise DataError(f"source anchors are on {xa.device} but target anchors on {ya.device}")
+    return xa, ya
+
+
+class Translator(Estimator):
+    """Maps absolute source rows into a target space; fitted on parallel anchors, source first.
+
+    ``fit(source_anchors (k×d_X), target_anchors (k×d_Y), target_norm=None)`` returns self;
+    ``target_norm`` is the whole target space's mean row norm when known (methods that
+    normalise rows restore it; the others reproduce the anchors' own scale and ignore it).
+    ``transform(x (n×d_X))`` gives (n×d_Y) on x's device in x's dtype. ``needs_direction``
+    says whether all-zero input rows are invalid (true for methods built on cosines).
+    """
+
+    method: ClassVar[str] = ""
+    needs_direction: ClassVar[bool] = False
+
+    def fit(self, source_anchors: torch.Tensor, target_anchors: torch.Tensor, target_norm: float | None = None):
+        raise TypeError(f"{type(self).__name__} is an interface: use a method from relcli.core.registry")
+
+    def transform(self, x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> torch.Tensor:
+        raise TypeError(f"{type(self).__name__} is an interface: use a method from relcli.core.registry")
+
+    def diagnostics(self) -> dict:
+        """JSON-able facts about the fitted map, recorded in the output's provenance."""
+        self.check_fitted()
+        return {"source_dim": self.source_dim_, "target_dim": self.target_dim_}
+
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_fitted()
+        x = check_matrix(x, "x")
+        if x.shape[1] != self.source_dim_:
+            raise DataError(
+                f"x has shape {tuple(x.shape)} but the {self.method} map was fitted on "
+                f"{self.source_dim_}-dim source anchors"
+            )
+        return x
 
 
 def _scaling(a: torch.Tensor, scaling: str, guard_dead: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,44 +137,62 @@ def _polar(m: torch.Tensor) -> torch.Tensor:
     return u @ vh
 
 
-class DirectTranslator(Estimator):
+class DirectTranslator(Translator):
     """Base of the direct translators: scaling, padding, transform. Subclasses fit R and b.
 
-    Learned state: ``source_mean_``/``source_scale_``, ``target_mean_``/``target_scale_``
-    (d, or (1,) for isotropic scaling), ``matrix_`` (D×D), ``bias_`` (D), ``source_dim_``,
-    ``target_dim_``.
+    ``rcond``: singular-value cut-off of the least-squares methods relative to the largest,
+    or ``"auto"`` (DEFAULT_RCOND). Learned state: ``source_mean_``/``source_scale_``,
+    ``target_mean_``/``target_scale_`` (d, or (1,) for isotropic scaling), ``matrix_`` (D×D),
+    ``bias_`` (D), ``source_dim_``, ``target_dim_``.
     """
 
-    method = ""
+    _abstract = True
+    _state = {
+        "source_mean_": "tensor1", "source_scale_": "tensor1", "target_mean_": "tensor1", "target_scale_": "tensor1",
+        "matrix_": "tensor2", "bias_": "tensor1", "source_dim_": "int", "target_dim_": "int",
+    }
 
-    def __init__(self, scaling: str = "standard", rcond: float = DEFAULT_RCOND):
+    def __init__(self, scaling: str = "standard", rcond: float | str = "auto"):
         self.scaling = scaling
         self.rcond = rcond
 
-    def _solve(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise UsageError(
-            f"{type(self).__name__} is a base class: use one of {', '.join(DIRECT_TRANSLATORS)}"
-        )
-
-    def fit(self, source_anchors: torch.Tensor, target_anchors: torch.Tensor) -> "DirectTranslator":
-        """Fit on parallel anchors: row i of ``source_anchors`` (k×d_X) ↔ row i of ``target_anchors`` (k×d_Y)."""
+    def _check_params(self) -> None:
         if self.scaling not in SCALINGS:
             raise UsageError(f"unknown scaling {self.scaling!r}; choose one of: {', '.join(SCALINGS)}")
-        if not self.rcond >= 0:
-            raise UsageError(f"rcond must be a non-negative number, got {self.rcond!r}")
-        xa = check_matrix(source_anchors, "source anchors")
-        ya = check_matrix(target_anchors, "target anchors")
-        if xa.shape[0] != ya.shape[0]:
-            raise DataError(
-                f"source anchors {tuple(xa.shape)} and target anchors {tuple(ya.shape)} must have "
-                "the same number of rows (parallel anchors)"
+        if self.rcond != "auto" and not (
+            isinstance(self.rcond, (int, float)) and not isinstance(self.rcond, bool) and 0.0 <= self.rcond < 1.0
+        ):
+            raise UsageError(f"rcond must be 'auto' or a number in [0, 1), got {self.rcond!r}")
+
+    def _check_state(self) -> None:
+        d_x, d_y, dim = self.source_dim_, self.target_dim_, self.matrix_.shape[0]
+        if min(d_x, d_y) < 1 or tuple(self.matrix_.shape) != (max(d_x, d_y),) * 2 or self.bias_.shape[0] != dim:
+            raise FileFormatError(
+                f"{type(self).__name__} state does not fit together: matrix_ {list(self.matrix_.shape)}, "
+                f"bias_ {list(self.bias_.shape)}, source_dim_ {d_x}, target_dim_ {d_y}"
             )
-        if xa.shape[0] == 0:
-            raise DataError("no anchors to fit on: the anchor matrices have 0 rows")
-        if xa.device != ya.device:
-            raise DataError(f"source anchors are on {xa.device} but target anchors on {ya.device}")
-        check_rows(xa, "source anchors")
-        check_rows(ya, "target anchors")
+        for name, size in (("source_mean_", d_x), ("source_scale_", d_x), ("target_mean_", d_y), ("target_scale_", d_y)):
+            value = getattr(self, name)
+            if value.shape[0] not in (size, 1) or name.endswith("scale_") and not bool((value > 0).all()):
+                raise FileFormatError(f"{type(self).__name__} state {name} has shape {list(value.shape)} or a scale <= 0")
+
+    @property
+    def rcond_(self) -> float:
+        """The cut-off used: ``rcond``, with "auto" resolved."""
+        return DEFAULT_RCOND if self.rcond == "auto" else float(self.rcond)
+
+    def diagnostics(self) -> dict:
+        return {**super().diagnostics(), "rcond_chosen": self.rcond_}
+
+    def _solve(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise TypeError(f"{type(self).__name__} is a base class: use one of {', '.join(DIRECT_TRANSLATORS)}")
+
+    def fit(self, source_anchors: torch.Tensor, target_anchors: torch.Tensor, target_norm: float | None = None):
+        """Fit on parallel anchors: row i of ``source_anchors`` (k×d_X) ↔ row i of ``target_anchors`` (k×d_Y)."""
+        self._check_params()
+        xa, ya = check_parallel(source_anchors, target_anchors)
+        check_rows(xa, "source anchors", allow_zero=True)
+        check_rows(ya, "target anchors", allow_zero=True)
         dtype = torch.promote_types(xa.dtype, ya.dtype)
         xa, ya = xa.to(torch.float64), ya.to(torch.float64)
         d_x, d_y = xa.shape[1], ya.shape[1]
@@ -122,10 +200,11 @@ class DirectTranslator(Estimator):
         mu_x, sigma_x = _scaling(xa, self.scaling, guard_dead=True)
         mu_y, sigma_y = _scaling(ya, self.scaling)
         matrix, bias = self._solve(_pad((xa - mu_x) / sigma_x, dim), _pad((ya - mu_y) / sigma_y, dim))
-        self.source_mean_, self.source_scale_ = mu_x.to(dtype), sigma_x.to(dtype)
-        self.target_mean_, self.target_scale_ = mu_y.to(dtype), sigma_y.to(dtype)
-        self.matrix_, self.bias_ = matrix.to(dtype), bias.to(dtype)
-        self.source_dim_, self.target_dim_ = d_x, d_y
+        self._set_state(
+            source_mean_=mu_x.to(dtype), source_scale_=sigma_x.to(dtype),
+            target_mean_=mu_y.to(dtype), target_scale_=sigma_y.to(dtype),
+            matrix_=matrix.to(dtype), bias_=bias.to(dtype), source_dim_=d_x, target_dim_=d_y,
+        )
         return self
 
     def transform(self, x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> torch.Tensor:
@@ -134,14 +213,8 @@ class DirectTranslator(Estimator):
         Output on x's device in x's dtype; NaN/Inf input rows give NaN/Inf output rows
         (callers report them by id).
         """
-        self.check_fitted()
-        x = check_matrix(x, "x")
-        if x.shape[1] != self.source_dim_:
-            raise DataError(
-                f"x has shape {tuple(x.shape)} but the translator was fitted on "
-                f"{self.source_dim_}-dim source anchors"
-            )
-        work = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        x = self._check_input(x)
+        work = compute_dtype(x.dtype)
         d_x, d_y = self.source_dim_, self.target_dim_
         state = {
             name: getattr(self, name).to(device=x.device, dtype=work)
@@ -172,7 +245,7 @@ class LinearTranslator(DirectTranslator):
     method = "linear"
 
     def _solve(self, xs, ys):
-        return pinv_solve(xs, ys, self.rcond), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+        return pinv_solve(xs, ys, self.rcond_), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
 
 
 class AffineTranslator(DirectTranslator):
@@ -182,7 +255,7 @@ class AffineTranslator(DirectTranslator):
 
     def _solve(self, xs, ys):
         ones = torch.ones(xs.shape[0], 1, dtype=xs.dtype, device=xs.device)
-        solution = pinv_solve(torch.cat([xs, ones], dim=1), ys, self.rcond)
+        solution = pinv_solve(torch.cat([xs, ones], dim=1), ys, self.rcond_)
         return solution[:-1], solution[-1]
 
 
@@ -192,27 +265,10 @@ class OrthoLinearTranslator(DirectTranslator):
     method = "ortho-linear"
 
     def _solve(self, xs, ys):
-        r = pinv_solve(xs, ys, self.rcond)
+        r = pinv_solve(xs, ys, self.rcond_)
         return _polar(r), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
 
 
 DIRECT_TRANSLATORS: dict[str, type[DirectTranslator]] = {
     cls.method: cls for cls in (Procrustes, LinearTranslator, AffineTranslator, OrthoLinearTranslator)
 }
-
-
-def fit_direct_translator(
-    method: str, source_anchors: torch.Tensor, target_anchors: torch.Tensor, **params
-) -> DirectTranslator:
-    """``DIRECT_TRANSLATORS[method](**params).fit(source_anchors, target_anchors)``."""
-    try:
-        cls = DIRECT_TRANSLATORS[method]
-    except (KeyError, TypeError):
-        raise UsageError(
-            f"unknown translation method {method!r}; choose one of: {', '.join(DIRECT_TRANSLATORS)}"
-        ) from None
-    try:
-        translator = cls(**params)
-    except TypeError as e:
-        raise UsageError(f"bad parameters for method {method!r}: {e}") from None
-    return translator.fit(source_anchors, target_anchors)

@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from relcli.errors import DataError, FileFormatError, UsageError
+from relcli.io._reader import as_id_array, check_unique
 
 TEXT_SUFFIXES = {".txt"}
 TABLE_SUFFIXES = {".csv", ".tsv", ".jsonl", ".parquet"}
@@ -183,10 +184,10 @@ def open_items(
     for name, values in (("ids", items.ids), ("labels", items.labels)):
         if values is not None and len(values) != items.n_rows:
             raise DataError(f"has {len(values)} {name} for {items.n_rows} items", path)
-    if items.labels is not None and isinstance(items.labels, np.ndarray) and items.labels.dtype.kind in "iu":
-        items.labels = items.labels.astype(np.int64)
     if items.ids is None:
         items.ids = np.arange(items.n_rows, dtype=np.int64)  # the item's position is its id
-    elif isinstance(items.ids, np.ndarray):
-        items.ids = items.ids.astype(np.int64) if items.ids.dtype.kind in "iu" else [str(v) for v in items.ids]
+    items.ids = as_id_array(items.ids)
+    check_unique(items.ids, path)
+    if items.labels is not None:
+        items.labels = as_id_array(items.labels)
     return items

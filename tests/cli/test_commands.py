@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from relcli.core.metrics import EMBEDDING_METRICS
+from relcli.core.evaluation import EMBEDDING_METRICS
 from relcli.io.embeddings import write_embeddings
-from relcli.io.estimators import load_estimator
+from relcli.io.kinds import load_estimator
 
 from .conftest import D, D_Z, K, N, assert_clean_error, invoke, load, ok, row_cosines, unit_rows
 
@@ -343,7 +343,7 @@ def test_save_map_then_map_gives_identical_output(data, tmp_path, method):
     assert a.ids == b.ids
     assert b.attrs["translation"]["method"] == method
     check_provenance(b.attrs, "translate", [data.x_h5, saved])
-    _, meta = load_estimator(saved, kinds=("translator",))
+    _, meta = load_estimator(saved, "translator")
     assert meta["kind"] == "translator" and meta["translation"]["method"] == method
 
 
@@ -401,7 +401,7 @@ def head(data, tmp_path_factory):
 
 
 def test_stitch_fit_writes_a_head(data, head):
-    model, meta = load_estimator(head, kinds=("head",))
+    model, meta = load_estimator(head, "head")
     assert meta["kind"] == "head" and meta["estimator"] == "LogisticHead"
     assert meta["relative"] is None and meta["class_names"] is None
     assert meta["train_accuracy"] > 0.95
@@ -412,7 +412,7 @@ def test_stitch_fit_writes_a_head(data, head):
 def test_stitch_fit_mlp(data, tmp_path):
     out = tmp_path / "mlp.safetensors"
     ok(invoke("stitch", "fit", data.y_h5, "--head", "mlp", "--hidden", 32, "--epochs", 100, "-o", out))
-    model, meta = load_estimator(out, kinds=("head",))
+    model, meta = load_estimator(out, "head")
     assert meta["estimator"] == "MLPHead" and meta["train_accuracy"] > 0.9
 
 
@@ -422,7 +422,7 @@ def test_stitch_apply_writes_predictions(data, head, tmp_path):
     assert f"wrote {N:,} predictions" in result.stderr
     p = load(out)
     assert (p.kind, p.matrix.shape, p.ids) == ("predictions", (N, 4), data.ids)
-    model, _ = load_estimator(head, kinds=("head",))
+    model, _ = load_estimator(head, "head")
     expected = model.predict_scores(torch.from_numpy(data.y)).numpy()
     np.testing.assert_allclose(p.matrix, expected, atol=1e-5)
     assert p.labels == expected.argmax(axis=1).tolist()
@@ -453,7 +453,7 @@ def test_stitch_run_equals_translate_then_apply(data, head, tmp_path):
 def test_stitch_relative_mode(data, tmp_path):
     rel_head = tmp_path / "rel_head.safetensors"
     ok(invoke("stitch", "fit", data.y_st, "--anchors", data.ya, "-o", rel_head))
-    _, meta = load_estimator(rel_head, kinds=("head",))
+    _, meta = load_estimator(rel_head, "head")
     assert meta["relative"] == {"anchor_keys": data.xa_ids, "similarities": ["cosine"], "aggregate": "concat",
                                 "center": False}
     assert meta["train_accuracy"] > 0.9

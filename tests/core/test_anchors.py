@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from relcli.core.stats import SpaceStats, SpaceStatsAccumulator
 from relcli.core.anchors import (
     STRATEGIES,
     AnchorSelector,
-    SpaceStats,
-    SpaceStatsAccumulator,
     _kmeans_centroids,
     _row_norms,
     select_anchors,
@@ -93,7 +92,7 @@ def test_accumulator_errors():
         acc.update(gaussian(4, 5, 0))
     bad = gaussian(6, 3, 0)
     bad[2, 1] = float("nan")
-    with pytest.raises(DataError, match=r"\(12\)"):  # global row index: 10 earlier rows + 2
+    with pytest.raises(DataError, match=r"\(rows 12\)"):  # global row index: 10 earlier rows + 2
         acc.update(bad)
 
 
@@ -358,11 +357,11 @@ def test_bad_rows_are_named(select):
     x = gaussian(20, 4, seed=1)
     x[3, 0] = float("nan")
     x[11] = float("inf")
-    with pytest.raises(DataError, match=r"NaN/Inf in 2 row\(s\) \(3, 11\)"):
+    with pytest.raises(DataError, match=r"NaN/Inf in 2 row\(s\) \(rows 3, 11\)"):
         select(x, 5, 0)
     x = gaussian(20, 4, seed=1)
     x[7] = 0
-    with pytest.raises(DataError, match=r"all-zero 1 row\(s\) \(7\)"):
+    with pytest.raises(DataError, match=r"all zeros \(no direction\) in 1 row\(s\) \(rows 7\)"):
         select(x, 5, 0)
 
 

@@ -224,12 +224,12 @@ def test_fit_input_errors(head_class):
         make(head_class).fit(x, torch.full((len(x),), 3))
     bad = x.clone()
     bad[11, 0] = float("nan")
-    with pytest.raises(DataError, match=r"NaN/Inf in 1 row\(s\) \(11\)"):
+    with pytest.raises(DataError, match=r"NaN/Inf in 1 row\(s\) \(rows 11\)"):
         make(head_class).fit(bad, y)
     with pytest.raises(DataError, match="integers"):
         make(head_class).fit(x, y.double())
     head = make(head_class).fit(x, y)
-    with pytest.raises(DataError, match=r"\(11\)"):
+    with pytest.raises(DataError, match=r"\(rows 11\)"):
         head.predict(bad)
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from relcli.core.irp import FALLBACK_RCOND, IRP, RCOND_GRID, farthest_point_subset
+from relcli.core._irp_cutoff import FALLBACK_RCOND, RCOND_GRID, farthest_point_subset
+from relcli.core.irp import IRP, InverseRelativeProjection
 from relcli.core.relative import relative_projection
 from relcli.errors import DataError, NotFittedError, UsageError
 from tests.conftest import random_orthogonal, tolerance
@@ -23,6 +24,32 @@ def spaces(seed, n=2000, d=32, k=200, scale=2.5, shift=0.0, dtype=torch.float64)
     t = shift * torch.randn(d, generator=g, dtype=torch.float64)
     y = scale * x @ q + t
     return x.to(dtype), y.to(dtype), k
+
+
+class Both:
+    """The IRP translator (``translate``: the folded map) and the inverse relative projection
+    (``transform``: relative rows) fitted on the same anchors; attributes come from the inverse,
+    then the translator."""
+
+    def __init__(self, a_y, a_x=None, target_norm=None, anchor_relative=None, **params):
+        self.translator = None
+        if a_x is not None:
+            self.translator = IRP(**params).fit(a_x, a_y, target_norm=target_norm)
+            if anchor_relative is None:
+                anchor_relative = relative_projection(a_x, a_x, center=params.get("center", False))
+        norm = None if params.get("center") else target_norm
+        self.inverse = InverseRelativeProjection(**params).fit(a_y, anchor_relative=anchor_relative, target_norm=norm)
+
+    def translate(self, x, chunk_rows=65536):
+        return self.translator.transform(x, chunk_rows=chunk_rows)
+
+    def transform(self, r, chunk_rows=65536):
+        return self.inverse.transform(r, chunk_rows=chunk_rows)
+
+    def __getattr__(self, name):
+        if name in InverseRelativeProjection._state:
+            return getattr(self.inverse, name)
+        return getattr(self.translator, name)
 
 
 def row_cos(a, b):
@@ -47,7 +74,7 @@ def near_duplicate_anchors(seed, d=16, distinct=60, dtype=torch.float64):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_exact_recovery_of_a_scaled_rotation(seed):
     x, y, k = spaces(seed)
-    irp = IRP().fit(y[:k], x[:k])
+    irp = Both(y[:k], x[:k])
     for got in (irp.translate(x), irp.transform(relative_projection(x, x[:k]))):
         assert row_cos(got, y).min() > 0.9999
         assert torch.allclose(got.norm(dim=1), torch.full((len(x),), irp.target_norm_, dtype=x.dtype))
@@ -58,7 +85,7 @@ def test_exact_recovery_of_a_scaled_rotation(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_exact_recovery_with_translation_needs_centring(seed):
     x, y, k = spaces(seed, shift=3.0)
-    irp = IRP(center=True).fit(y[:k], x[:k])
+    irp = Both(y[:k], x[:k], center=True)
     mu = y[:k].mean(dim=0)
     assert torch.allclose(irp.target_mean_, mu)
     got = irp.translate(x)
@@ -66,16 +93,16 @@ def test_exact_recovery_with_translation_needs_centring(seed):
     assert torch.allclose((got - mu).norm(dim=1), torch.full((len(x),), irp.target_norm_, dtype=x.dtype))
     assert irp.target_norm_ == pytest.approx(float((y[:k] - mu).norm(dim=1).mean()))
     # without centring the translation breaks the cosine geometry: recovery is visibly worse
-    plain = IRP().fit(y[:k], x[:k]).translate(x)
+    plain = Both(y[:k], x[:k]).translate(x)
     assert row_cos(plain - mu, y - mu).min() < 0.99
 
 
 def test_target_norm_parameter_sets_every_row_norm():
     x, y, k = spaces(0)
-    got = IRP().fit(y[:k], x[:k], target_norm=7.5).translate(x)
+    got = Both(y[:k], x[:k], target_norm=7.5).translate(x)
     assert torch.allclose(got.norm(dim=1), torch.full((len(x),), 7.5, dtype=x.dtype))
     with pytest.raises(DataError, match="target_norm"):
-        IRP().fit(y[:k], target_norm=0.0)
+        Both(y[:k], target_norm=0.0)
 
 
 def test_larger_target_dimension_via_isometric_embedding():
@@ -87,7 +114,7 @@ def test_larger_target_dimension_via_isometric_embedding():
     x, _, k = spaces(1, d=16)
     e = random_orthogonal(40, 5)[:16]
     y = x @ e
-    irp = IRP(rcond=1e-3).fit(y[:k], x[:k])
+    irp = Both(y[:k], x[:k], rcond=1e-3)
     assert irp.ranks_ == [16] and irp.condition_numbers_[0] > 1e6
     assert row_cos(irp.translate(x), y).min() > 0.9999
 
@@ -96,7 +123,7 @@ def test_smaller_target_dimension_when_source_lies_in_a_subspace():
     """X = Y·E with E (16 × 40): X lives in 16 of its 40 dims, Y is full rank."""
     _, y, k = spaces(2, d=16)
     x = y @ random_orthogonal(40, 6)[:16]
-    irp = IRP().fit(y[:k], x[:k])
+    irp = Both(y[:k], x[:k])
     assert irp.map_.shape == (40, 16)
     assert row_cos(irp.translate(x), y).min() > 0.9999
 
@@ -112,7 +139,7 @@ def test_folded_translate_equals_project_then_invert(dtype, center, pruning):
     a_y = near_duplicate_anchors(3, dtype=dtype) + (0.5 if center else 0.0)
     a_x = a_y @ torch.randn(16, 24, generator=g, dtype=torch.float64).to(dtype)
     x = torch.randn(300, 24, generator=g, dtype=torch.float64).to(dtype) + 0.2
-    irp = IRP(center=center, prune_threshold=delta, n_subspaces=omega, seed=4).fit(a_y, a_x)
+    irp = Both(a_y, a_x, center=center, prune_threshold=delta, subspaces=omega, seed=4)
     folded = irp.translate(x, chunk_rows=64)
     chained = irp.transform(relative_projection(x, a_x, center=center), chunk_rows=64)
     atol = 1e-5 if dtype == torch.float32 else 1e-10
@@ -124,7 +151,7 @@ def test_folded_translate_equals_project_then_invert(dtype, center, pruning):
 
 def test_plain_inverse_equals_hand_written_pinv():
     x, y, k = spaces(4)
-    irp = IRP(rcond=1e-3).fit(y[:k])
+    irp = Both(y[:k], rcond=1e-3)
     assert irp.subsets_.shape == (1, k) and irp.subsets_.all()
     p = torch.linalg.pinv(unit(y[:k]).T, rtol=1e-3)  # (Â_Yᵀ)⁺, k × d_Y
     assert torch.allclose(irp.inverse_[0], p, atol=1e-12)
@@ -137,7 +164,7 @@ def test_plain_inverse_equals_hand_written_pinv():
 
 def test_subspace_average_is_taken_before_row_normalisation():
     a_y = near_duplicate_anchors(5)
-    irp = IRP(prune_threshold=1e-3, n_subspaces=3, seed=1).fit(a_y)
+    irp = Both(a_y, prune_threshold=1e-3, subspaces=3, seed=1)
     r = relative_projection(torch.randn(50, 16, dtype=torch.float64), a_y)
     summed = sum(r @ irp.inverse_[s] for s in range(3)) / 3
     assert torch.allclose(irp.transform(r), unit(summed) * irp.target_norm_, atol=1e-10)
@@ -176,7 +203,7 @@ def test_duplicates_are_never_both_chosen(delta):
     x, y, k = spaces(6, d=16, k=80)
     a_y = torch.cat([y[:k], y[:20]])  # rows 80..99 duplicate rows 0..19
     a_x = torch.cat([x[:k], x[:20]])
-    irp = IRP(prune_threshold=delta, n_subspaces=3, seed=2).fit(a_y, a_x)
+    irp = Both(a_y, a_x, prune_threshold=delta, subspaces=3, seed=2)
     for mask in irp.subsets_:
         assert not (mask[:20] & mask[80:]).any()
         assert mask[20:80].all() or delta > 0
@@ -186,7 +213,7 @@ def test_duplicates_are_never_both_chosen(delta):
 def test_plain_pinv_keeps_duplicates_and_still_recovers():
     x, y, k = spaces(7, d=16, k=80)
     a_y, a_x = torch.cat([y[:k], y[:20]]), torch.cat([x[:k], x[:20]])
-    irp = IRP().fit(a_y, a_x)
+    irp = Both(a_y, a_x)
     assert irp.subsets_.all()
     assert row_cos(irp.translate(x), y).min() > 0.9999
 
@@ -194,17 +221,17 @@ def test_plain_pinv_keeps_duplicates_and_still_recovers():
 def test_antipodal_anchors_are_pruned_by_absolute_cosine():
     x, y, k = spaces(8, d=16, k=60)
     a_y, a_x = torch.cat([y[:k], -y[:10]]), torch.cat([x[:k], -x[:10]])
-    irp = IRP(prune_threshold=1e-6, n_subspaces=2).fit(a_y, a_x)
+    irp = Both(a_y, a_x, prune_threshold=1e-6, subspaces=2)
     for mask in irp.subsets_:
         assert not (mask[:10] & mask[60:]).any()
     assert row_cos(irp.translate(x), y).min() > 0.9999
-    assert row_cos(IRP().fit(a_y, a_x).translate(x), y).min() > 0.9999
+    assert row_cos(Both(a_y, a_x).translate(x), y).min() > 0.9999
 
 
 def test_pruning_below_d_is_an_error_that_mentions_pruning():
     a = near_duplicate_anchors(0)
     with pytest.raises(DataError, match="after pruning .*lower the threshold"):
-        IRP(prune_threshold=0.9).fit(a)
+        Both(a, prune_threshold=0.9)
 
 
 # -- too few anchors ------------------------------------------------------------------------------
@@ -213,12 +240,12 @@ def test_pruning_below_d_is_an_error_that_mentions_pruning():
 def test_fewer_anchors_than_dimensions():
     x, y, _ = spaces(9)
     with pytest.raises(DataError) as info:
-        IRP().fit(y[:20], x[:20])
+        Both(y[:20], x[:20])
     message = str(info.value)
     assert "IRP needs at least d_Y=32 target anchors, got k=20 (rank 20" in message
-    assert "ideally 2·d_Y" in message and "allow_rank_deficient=True" in message
+    assert "ideally 2·d_Y" in message and "--allow-rank-deficient" in message
     assert "\n" not in message
-    irp = IRP(allow_rank_deficient=True).fit(y[:20], x[:20])
+    irp = Both(y[:20], x[:20], allow_rank_deficient=True)
     assert irp.condition_numbers_ == [float("inf")] and irp.ranks_ == [20]
     got = irp.translate(x)
     assert torch.isfinite(got).all()
@@ -232,13 +259,15 @@ def test_fewer_anchors_than_dimensions():
 
 def test_save_load_round_trip_gives_identical_outputs():
     x, y, k = spaces(10, shift=1.0)
-    irp = IRP(center=True, prune_threshold=0.01, n_subspaces=2, seed=3).fit(y[:k], x[:k])
-    tensors, extras = irp.fitted_state()
+    irp = Both(y[:k], x[:k], center=True, prune_threshold=0.01, subspaces=2, seed=3)
+    tensors, extras = irp.translator.fitted_state()
     extras = json.loads(json.dumps(extras))  # as through file metadata
     params = json.loads(json.dumps(irp.get_params()))
     loaded = IRP.from_fitted_state(params, tensors, extras)
+    assert torch.equal(loaded.transform(x), irp.translate(x))
+    tensors, extras = irp.inverse.fitted_state()
+    loaded = InverseRelativeProjection.from_fitted_state(params, tensors, json.loads(json.dumps(extras)))
     r = relative_projection(x, x[:k], center=True)
-    assert torch.equal(loaded.translate(x), irp.translate(x))
     assert torch.equal(loaded.transform(r), irp.transform(r))
 
 
@@ -246,8 +275,8 @@ def test_same_seed_is_bit_identical_and_seeds_differ():
     a_y = near_duplicate_anchors(11)
     a_x = a_y @ random_orthogonal(16, 12)
     x = torch.randn(100, 16, dtype=torch.float64)
-    first = IRP(prune_threshold=1e-3, n_subspaces=4, seed=5).fit(a_y, a_x)
-    again = IRP(prune_threshold=1e-3, n_subspaces=4, seed=5).fit(a_y, a_x)
+    first = Both(a_y, a_x, prune_threshold=1e-3, subspaces=4, seed=5)
+    again = Both(a_y, a_x, prune_threshold=1e-3, subspaces=4, seed=5)
     assert torch.equal(first.subsets_, again.subsets_)
     assert torch.equal(first.translate(x), again.translate(x))
     # different subspaces really are different subsets (FPS starts differ)
@@ -256,7 +285,7 @@ def test_same_seed_is_bit_identical_and_seeds_differ():
 
 def test_chunk_size_independent(dtype):
     x, y, k = spaces(13, n=300, dtype=dtype, shift=1.0)
-    irp = IRP(center=True).fit(y[:k], x[:k])
+    irp = Both(y[:k], x[:k], center=True)
     r = relative_projection(x, x[:k], center=True)
     atol = 1e-6 * irp.target_norm_ if dtype == torch.float32 else 1e-12
     for chunk in (1, 17, 1000):
@@ -266,21 +295,21 @@ def test_chunk_size_independent(dtype):
 
 def test_device_dtype_grid(device, dtype):
     x64, y64, k = spaces(14, n=400, shift=1.0)
-    ref = IRP(center=True).fit(y64[:k], x64[:k]).translate(x64)
+    ref = Both(y64[:k], x64[:k], center=True).translate(x64)
     x, y = x64.to(device, dtype), y64.to(device, dtype)
-    irp = IRP(center=True).fit(y[:k], x[:k])
+    irp = Both(y[:k], x[:k], center=True)
     assert irp.inverse_.device.type == device.type and irp.inverse_.dtype == dtype
     for got in (irp.translate(x), irp.transform(relative_projection(x, x[:k], center=True))):
         assert got.device.type == device.type and got.dtype == dtype
         assert torch.allclose(got.cpu().double(), ref, atol=10 * tolerance(dtype) * irp.target_norm_)
     # state fitted in float64 follows float32 input
-    assert IRP().fit(y64[:k], x64[:k]).translate(x).dtype == dtype
+    assert Both(y64[:k], x64[:k]).translate(x).dtype == dtype
 
 
 def test_inputs_not_mutated():
     x, y, k = spaces(15, n=100, shift=1.0)
     a_x, a_y, x0 = x[:k].clone(), y[:k].clone(), x.clone()
-    IRP(center=True, prune_threshold=0.01, n_subspaces=2).fit(a_y, a_x).translate(x)
+    Both(a_y, a_x, center=True, prune_threshold=0.01, subspaces=2).translate(x)
     assert torch.equal(a_x, x[:k]) and torch.equal(a_y, y[:k]) and torch.equal(x, x0)
 
 
@@ -290,49 +319,62 @@ def test_inputs_not_mutated():
 def test_shape_errors_name_both_shapes():
     x, y, k = spaces(16, n=300)
     with pytest.raises(DataError, match=r"\(199, 32\).*\(200, 32\)"):
-        IRP().fit(y[:k], x[: k - 1])
-    irp = IRP().fit(y[:k], x[:k])
+        Both(y[:k], x[: k - 1])
+    irp = Both(y[:k], x[:k])
     with pytest.raises(DataError, match=r"\(300, 150\).*200 anchors"):
         irp.transform(torch.randn(300, 150, dtype=x.dtype))
-    with pytest.raises(DataError, match=r"\(300, 31\).*32 columns"):
+    with pytest.raises(DataError, match=r"\(300, 31\).*32-dim source anchors"):
         irp.translate(x[:, :31])
 
 
-def test_translate_needs_source_anchors_and_fit_comes_first():
+def test_fit_comes_first_and_a_failed_fit_leaves_nothing_fitted():
     x, y, k = spaces(17, n=300)
     with pytest.raises(NotFittedError):
-        IRP().transform(torch.randn(3, 200))
-    with pytest.raises(NotFittedError, match="fit with source_anchors to translate directly"):
-        IRP().fit(y[:k]).translate(x)
+        IRP().transform(torch.randn(3, 32))
+    with pytest.raises(NotFittedError):
+        InverseRelativeProjection().transform(torch.randn(3, 200))
+    for estimator, fit in ((IRP(), lambda e, n: e.fit(x[:n], y[:n])), (InverseRelativeProjection(), lambda e, n: e.fit(y[:n]))):
+        with pytest.raises(DataError, match="at least d_Y=32"):
+            fit(estimator, 20)  # too few anchors: fails after choosing its cut-off
+        assert not estimator.is_fitted and not hasattr(estimator, "rcond_")
+        with pytest.raises(NotFittedError):
+            estimator.transform(torch.randn(3, 32 if isinstance(estimator, IRP) else 20))
+        fit(estimator, k)
+        assert estimator.is_fitted
+        with pytest.raises(DataError):
+            fit(estimator, 20)  # a failed refit keeps the earlier fit whole
+        assert estimator.is_fitted and estimator.ranks_ == [32]
 
 
 @pytest.mark.parametrize(
-    "params", [dict(rcond=-1), dict(rcond=1.0), dict(prune_threshold=1.5), dict(n_subspaces=0), dict(n_subspaces=1.5)]
+    "params", [dict(rcond=-1), dict(rcond=1.0), dict(prune_threshold=1.5), dict(subspaces=0), dict(subspaces=1.5)]
 )
 def test_bad_parameters_are_usage_errors(params):
     with pytest.raises(UsageError):
-        IRP(**params).fit(torch.randn(10, 3))
+        InverseRelativeProjection(**params).fit(torch.randn(10, 3))
+    with pytest.raises(UsageError):
+        IRP(**params).fit(torch.randn(10, 3), torch.randn(10, 3))
 
 
 def test_zero_and_nan_rows_are_errors_not_nan():
     x, y, k = spaces(18, n=300)
-    irp = IRP().fit(y[:k], x[:k])
+    irp = Both(y[:k], x[:k])
     r = relative_projection(x, x[:k])
     r[5] = 0
-    with pytest.raises(DataError, match=r"all-zero 1 row\(s\) \(5\)"):
+    with pytest.raises(DataError, match=r"all zeros \(no direction\) in 1 row\(s\) \(rows 5\)"):
         irp.transform(r, chunk_rows=4)
     # a row orthogonal to every target anchor direction reconstructs to (numerical) zero
     u, _, _ = torch.linalg.svd(irp.inverse_[0], full_matrices=True)
     r = relative_projection(x[:10], x[:k])
     r[7] = u[:, -1]  # in the left null space of P
-    with pytest.raises(DataError, match=r"reconstructed 1 row\(s\) \(7\) are zero"):
+    with pytest.raises(DataError, match=r"a reconstruction of zero .* in 1 row\(s\) \(rows 7\)"):
         irp.transform(r)
     r[7] = float("nan")
-    with pytest.raises(DataError, match=r"NaN/Inf in 1 row\(s\) \(7\)"):
+    with pytest.raises(DataError, match=r"NaN/Inf in 1 row\(s\) \(rows 7\)"):
         irp.transform(r)
     xs = x[:10].clone()
     xs[3] = 0
-    with pytest.raises(DataError, match=r"x has all-zero 1 row\(s\) \(3\)"):
+    with pytest.raises(DataError, match=r"x has all zeros \(no direction\) in 1 row\(s\) \(rows 3\)"):
         irp.translate(xs)
     xs[3, 0] = float("inf")
     with pytest.raises(DataError, match=r"x has NaN/Inf"):
@@ -344,13 +386,13 @@ def test_bad_anchors_are_errors():
     a = y[:k].clone()
     a[9] = float("nan")
     with pytest.raises(DataError, match="target anchors has NaN/Inf"):
-        IRP().fit(a)
+        Both(a)
     a[9] = 0
-    with pytest.raises(DataError, match=r"target anchors has all-zero 1 row\(s\) \(9\)"):
-        IRP().fit(a)
+    with pytest.raises(DataError, match=r"target anchors has all zeros \(no direction\) in 1 row\(s\) \(rows 9\)"):
+        Both(a)
     b = torch.tensor([[0.0, 0], [1, 2], [-1, -2], [3, 1], [-3, -1]])  # row 0 is the mean
     with pytest.raises(DataError, match="after centring"):
-        IRP(center=True).fit(b)
+        Both(b, center=True)
 
 
 def test_rcond_is_relative_to_the_largest_singular_value():
@@ -360,8 +402,8 @@ def test_rcond_is_relative_to_the_largest_singular_value():
     sv = torch.linalg.svdvals(unit(a))
     ratio = float(sv[-1] / sv[0])
     assert sv[0] > 3  # so an absolute cut-off would decide differently
-    assert IRP(rcond=0.7 * ratio).fit(a).ranks_ == [8]
-    irp = IRP(rcond=1.4 * ratio).fit(a)  # a cut-off that drops a direction regularises; not an error
+    assert Both(a, rcond=0.7 * ratio).ranks_ == [8]
+    irp = Both(a, rcond=1.4 * ratio)  # a cut-off that drops a direction regularises; not an error
     assert irp.ranks_ == [7] and irp.condition_numbers_[0] == pytest.approx(1 / ratio)
 
 
@@ -370,7 +412,7 @@ def test_rcond_is_relative_to_the_largest_singular_value():
 
 def test_auto_rcond_is_exact_on_noiseless_spaces_and_scores_every_candidate():
     x, y, k = spaces(31)
-    irp = IRP().fit(y[:k], x[:k])
+    irp = Both(y[:k], x[:k])
     assert irp.rcond == "auto" and set(irp.rcond_scores_) == {f"{c:g}" for c in RCOND_GRID}
     assert irp.rcond_ == min(c for c in RCOND_GRID if irp.rcond_scores_[f"{c:g}"]["score"] == max(
         v["score"] for v in irp.rcond_scores_.values()))
@@ -388,8 +430,8 @@ def test_auto_rcond_prefers_a_regularising_cut_off_when_weak_directions_are_nois
     y_noisy = y + target_noise
     x = torch.cat([signal, noise_dims], dim=1)
     k = 60  # few anchors: the small singular directions of the noisy target are unreliable
-    auto = IRP().fit(y_noisy[:k], x[:k])
-    tiny = IRP(rcond=1e-4).fit(y_noisy[:k], x[:k])
+    auto = Both(y_noisy[:k], x[:k])
+    tiny = Both(y_noisy[:k], x[:k], rcond=1e-4)
     chosen = auto.rcond_scores_[f"{auto.rcond_:g}"]["score"]
     assert chosen >= auto.rcond_scores_["0.0001"]["score"]
     assert row_cos(auto.translate(x[k:]), y[k:]).mean() >= row_cos(tiny.translate(x[k:]), y[k:]).mean() - 1e-9
@@ -398,18 +440,18 @@ def test_auto_rcond_prefers_a_regularising_cut_off_when_weak_directions_are_nois
 def test_auto_rcond_from_given_anchor_relative_rows_matches_source_anchors():
     x, y, k = spaces(34)
     relative = relative_projection(x[:k], x[:k])
-    from_relative = IRP().fit(y[:k], anchor_relative=relative)
-    from_source = IRP().fit(y[:k], x[:k])
+    from_relative = Both(y[:k], anchor_relative=relative)
+    from_source = Both(y[:k], x[:k])
     assert from_relative.rcond_ == from_source.rcond_
     for cut, scores in from_source.rcond_scores_.items():
         assert from_relative.rcond_scores_[cut] == pytest.approx(scores)
     with pytest.raises(DataError, match="anchor_relative must be"):
-        IRP().fit(y[:k], anchor_relative=relative[:, :5])
+        Both(y[:k], anchor_relative=relative[:, :5])
 
 
 def test_auto_rcond_without_anything_to_validate_on_falls_back():
     _, y, k = spaces(35)
-    irp = IRP().fit(y[:k])
+    irp = Both(y[:k])
     assert irp.rcond_ == FALLBACK_RCOND and irp.rcond_scores_ == {}
     with pytest.raises(UsageError, match="rcond must be 'auto' or a number"):
-        IRP(rcond="best").fit(y[:k])
+        Both(y[:k], rcond="best")

@@ -12,12 +12,17 @@ from relcli.core.translate import (
     LinearTranslator,
     OrthoLinearTranslator,
     Procrustes,
-    fit_direct_translator,
 )
+from relcli.core.registry import make_translator
 from relcli.errors import DataError, NotFittedError, UsageError
 from tests.conftest import random_orthogonal, tolerance
 
 METHODS = list(DIRECT_TRANSLATORS)
+
+
+def fit_direct_translator(method, source_anchors, target_anchors, **params):
+    """Fit through the registry, as relcli does."""
+    return make_translator(method, **params).fit(source_anchors, target_anchors)
 
 
 def gaussian(n, d, seed, dtype=torch.float64):
@@ -290,20 +295,24 @@ def test_errors():
         fit_direct_translator("rotation", x, y)
     with pytest.raises(UsageError, match="standard, isotropic, none"):
         fit_direct_translator("linear", x, y, scaling="minmax")
-    with pytest.raises(UsageError, match="bad parameters"):
+    with pytest.raises(UsageError, match="option --alpha does not apply to method 'linear'"):
         fit_direct_translator("linear", x, y, alpha=1.0)
-    with pytest.raises(UsageError, match="base class"):
+    with pytest.raises(UsageError, match="option --center does not apply to method 'linear': it applies to irp"):
+        fit_direct_translator("linear", x, y, center=True)
+    with pytest.raises(TypeError, match="base class"):
         DirectTranslator().fit(x, y)
     tr = LinearTranslator().fit(x, y)
     with pytest.raises(DataError, match=r"\(3, 5\).*4-dim"):
         tr.transform(gaussian(3, 5, 72))
     bad = x.clone()
     bad[4, 1] = float("nan")
-    with pytest.raises(DataError, match=r"source anchors has NaN/Inf in 1 row\(s\) \(4\)"):
+    with pytest.raises(DataError, match=r"source anchors has NaN/Inf in 1 row\(s\) \(rows 4\)"):
         LinearTranslator().fit(bad, y)
     bad = y.clone()
-    bad[[2, 9]] = 0
-    with pytest.raises(DataError, match=r"target anchors has all-zero 2 row\(s\) \(2, 9\)"):
+    bad[[2, 9]] = float("inf")
+    with pytest.raises(DataError, match=r"target anchors has NaN/Inf in 2 row\(s\) \(rows 2, 9\)"):
         LinearTranslator().fit(x, bad)
+    bad[[2, 9]] = 0  # a direct map needs no direction: zero anchors are data like any other
+    assert LinearTranslator().fit(x, bad).is_fitted
     with pytest.raises(DataError, match="0 rows"):
         LinearTranslator().fit(x[:0], y[:0])

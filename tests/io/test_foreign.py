@@ -144,7 +144,7 @@ def test_plain_hdf5_ids_and_labels_of_other_types(tmp_path):
         f["ids"] = np.array([b"x", b"y", b"z"])  # fixed-length bytes
         f["labels"] = np.array([1, 2, 1], dtype=np.int32)
     with open_embeddings(path) as e:
-        assert e.ids == ["x", "y", "z"]
+        assert e.ids.tolist() == ["x", "y", "z"]
         assert e.labels.dtype == np.int64 and e.labels.tolist() == [1, 2, 1]
 
 

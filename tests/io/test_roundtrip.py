@@ -18,10 +18,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relcli.core._estimator import Estimator
+from relcli.core.translate import Translator
 from relcli.errors import DataError, FileFormatError, RelcliError, UsageError
-from relcli.io.embeddings import KINDS, EmbeddingWriter, open_embeddings, write_embeddings
-from relcli.io.estimators import load_estimator, save_estimator
+from relcli.io.embeddings import EMBEDDING_KINDS, EmbeddingWriter, open_embeddings, write_embeddings
+from relcli.io.kinds import load_estimator, save_estimator
 from relcli.io.provenance import file_fingerprint, make_provenance
 
 EXT = {"hdf5": ".h5", "safetensors": ".safetensors"}
@@ -96,7 +96,7 @@ def embedding_files(draw, fmt: str):
         "int": draw(st.lists(INT64, min_size=n, max_size=n)),
     }[labels]
     attrs = draw(st.dictionaries(META_KEYS, JSON_TOP, max_size=4))
-    attrs["kind"] = draw(st.sampled_from(KINDS))
+    attrs["kind"] = draw(st.sampled_from(EMBEDDING_KINDS))
     arrays = {}
     for name in draw(st.lists(st.sampled_from(["space_mean", "space_std", "extra"]), unique=True, max_size=3)):
         shape = tuple(draw(st.lists(st.integers(0, 5), min_size=1, max_size=2)))
@@ -124,8 +124,8 @@ def assert_ids_equal(read, written) -> None:
     if written is None:
         assert read is None
     elif isinstance(written[0], str):
-        assert isinstance(read, list)
-        assert read == list(written)
+        assert isinstance(read, np.ndarray) and read.dtype == object
+        assert read.tolist() == list(written)
     else:
         assert isinstance(read, np.ndarray) and read.dtype == np.int64
         assert read.tolist() == list(written)
@@ -141,6 +141,7 @@ def test_round_trip_is_bit_exact(fmt, data, tmp_path):
     write_embeddings(
         path, matrix, dtype=case["dtype"], ids=case["ids"], labels=case["labels"], attrs=case["attrs"],
         arrays=case["arrays"], id_arrays=None if case["anchor_ids"] is None else {"anchor_ids": case["anchor_ids"]},
+        allow_nonfinite=True,  # the bits of NaN and Inf survive too
     )
     n, d = case["matrix"].shape
     with open_embeddings(path) as f:
@@ -271,7 +272,7 @@ def test_hdf5_string_ids_with_nul_are_a_clear_error(tmp_path):
 
 def test_string_ids_with_nul_round_trip_in_safetensors(tmp_path):
     write_embeddings(tmp_path / "n.safetensors", torch.ones(2, 2), ids=["a\x00b", "c"])
-    assert open_embeddings(tmp_path / "n.safetensors").ids == ["a\x00b", "c"]
+    assert open_embeddings(tmp_path / "n.safetensors").ids.tolist() == ["a\x00b", "c"]
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "safetensors"])
@@ -302,21 +303,23 @@ def test_provenance_round_trips(fmt, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Estimators
 # ---------------------------------------------------------------------------------------------
-class _RoundTripScaler(Estimator):
-    """A toy estimator: a tensor state, a float state and a list state."""
+class _RoundTripScaler(Translator):
+    """A toy translator: a tensor state, a float state and a list state."""
+
+    method = "toy"
+    _state = {"weight_": "tensor2", "scale_": "float", "history_": "list", "source_dim_": "int", "target_dim_": "int"}
 
     def __init__(self, shift: float = 0.0, name: str = "toy", ks: tuple = (1, 2)):
         self.shift = shift
         self.name = name
         self.ks = ks
 
-    def fit(self, x: torch.Tensor) -> "_RoundTripScaler":
-        self.weight_ = x.T @ x + self.shift
-        self.scale_ = float(x.norm()) / 3.0
-        self.history_ = [1, {"a": 2.5}]
+    def fit(self, x: torch.Tensor, target=None, target_norm=None) -> "_RoundTripScaler":
+        self._set_state(weight_=x.T @ x + self.shift, scale_=float(x.float().norm()) / 3.0, history_=[1, {"a": 2.5}],
+                        source_dim_=x.shape[1], target_dim_=x.shape[1])
         return self
 
-    def transform(self, x: torch.Tensor) -> torch.Tensor:
+    def transform(self, x: torch.Tensor, chunk_rows=None) -> torch.Tensor:
         self.check_fitted()
         return x @ self.weight_ * self.scale_
 
@@ -327,7 +330,7 @@ def test_estimator_round_trip(dtype, tmp_path):
     fitted = _RoundTripScaler(shift=0.25, name="ünï", ks=[3, 4]).fit(x)
     path = save_estimator(tmp_path / "map.safetensors", fitted, "translator", attrs={"note": {"x": 1}})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.safetensors"]
-    loaded, meta = load_estimator(path)
+    loaded, meta = load_estimator(path, "translator")
     assert type(loaded) is _RoundTripScaler
     assert loaded.get_params() == {"shift": 0.25, "name": "ünï", "ks": [3, 4]}
     assert loaded.weight_.dtype == dtype
@@ -340,17 +343,20 @@ def test_estimator_round_trip(dtype, tmp_path):
 
 def test_estimator_wrong_kind_is_refused(tmp_path):
     fitted = _RoundTripScaler().fit(torch.eye(3))
-    path = save_estimator(tmp_path / "head.safetensors", fitted, "head")
-    assert load_estimator(path, kinds=("head",))[0].scale_ == fitted.scale_
-    with pytest.raises(FileFormatError, match="'head' file, expected translator") as caught:
-        load_estimator(path, kinds=("translator",))
+    path = save_estimator(tmp_path / "map.safetensors", fitted, "translator")
+    assert load_estimator(path, "translator")[0].scale_ == fitted.scale_
+    with pytest.raises(FileFormatError, match="'translator' file, not a head") as caught:
+        load_estimator(path, "head")
     assert caught.value.path == str(path)
+    relabelled = save_estimator(tmp_path / "head.safetensors", fitted, "head")
+    with pytest.raises(FileFormatError, match="is not a head"):
+        load_estimator(relabelled, "head")
     write_embeddings(tmp_path / "emb.safetensors", torch.ones(2, 2))
     with pytest.raises(FileFormatError, match="'embeddings' file"):
-        load_estimator(tmp_path / "emb.safetensors")
+        load_estimator(tmp_path / "emb.safetensors", "translator")
     write_embeddings(tmp_path / "emb.h5", torch.ones(2, 2))
     with pytest.raises(FileFormatError, match="expected .safetensors"):
-        load_estimator(tmp_path / "emb.h5")
+        load_estimator(tmp_path / "emb.h5", "translator")
 
 
 def test_estimator_unknown_class_and_bad_suffix(tmp_path):
@@ -362,7 +368,7 @@ def test_estimator_unknown_class_and_bad_suffix(tmp_path):
         "relcli.params": "{}", "relcli.state": "{}",
     })
     with pytest.raises(FileFormatError, match="unknown estimator 'NoSuchEstimator'") as caught:
-        load_estimator(path)
+        load_estimator(path, "translator")
     assert caught.value.path == str(path)
     with pytest.raises(UsageError, match=".safetensors"):
         save_estimator(tmp_path / "map.h5", _RoundTripScaler().fit(torch.eye(2)), "translator")

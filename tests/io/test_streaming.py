@@ -92,7 +92,7 @@ def test_chunked_write_equals_one_write(fmt, dtype, seed, tmp_path):
             block = m[start:stop]
             writer.write(torch.from_numpy(block) if i % 2 else block)  # torch and numpy chunks alike
     with open_embeddings(once) as a, open_embeddings(chunked) as b:
-        assert (a.shape, a.dtype, a.ids, a.attrs) == (b.shape, b.dtype, b.ids, b.attrs)
+        assert (a.shape, a.dtype, a.ids.tolist(), a.attrs) == (b.shape, b.dtype, b.ids.tolist(), b.attrs)
         np.testing.assert_array_equal(b.read_all().numpy(), m)
     if fmt == "safetensors":  # preallocated then filled: byte-identical to a one-shot write
         assert chunked.read_bytes() == once.read_bytes()

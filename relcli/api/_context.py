@@ -1,0 +1,135 @@
+"""What the API functions share: devices, dtypes, provenance, anchors, and errors that name files."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from relcli.errors import DataError, RowsError, UsageError, describe_rows
+
+DEFAULT_BATCH = 65536
+
+
+def resolve_device(spec: str | None = None):
+    """``auto`` (or None: env ``RELCLI_DEVICE``, else auto) = CUDA when available, else CPU."""
+    import torch
+
+    spec = (spec or os.environ.get("RELCLI_DEVICE") or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UsageError(f"unknown device {spec!r}: use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"device {spec!r} does not exist ({torch.cuda.device_count()} CUDA device(s))")
+    elif device.type != "cpu":
+        raise UsageError(f"unsupported device {spec!r}: use auto, cpu or cuda[:N]")
+    return device
+
+
+def compute_dtype_of(file_dtype: str):
+    """The torch dtype rows of a file are computed in (see ``relcli.core._common.compute_dtype``)."""
+    import torch
+
+    from relcli.core._common import compute_dtype
+
+    return compute_dtype(getattr(torch, file_dtype, torch.float32))
+
+
+def output_dtype(requested: str | None, file_dtype: str) -> str:
+    """``dtype`` when given, else the input's float dtype (integer inputs give float32)."""
+    from relcli.io.embeddings import FLOAT_DTYPES
+
+    if requested is not None:
+        if requested not in FLOAT_DTYPES:
+            raise UsageError(f"unknown --dtype {requested!r}; choose one of {', '.join(FLOAT_DTYPES)}")
+        return requested
+    return file_dtype if file_dtype in FLOAT_DTYPES else "float32"
+
+
+def check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"--batch-size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise UsageError(f"--seed must be an integer in [0, 2^63), got {seed!r}")
+    return seed
+
+
+def provenance(subcommand: str, parameters: dict[str, Any], inputs: list) -> dict[str, Any]:
+    from relcli.io.provenance import make_provenance
+
+    return make_provenance(subcommand, parameters, [p for p in inputs if p is not None])
+
+
+def as_path(value) -> Path | None:
+    return None if value is None else Path(value)
+
+
+@contextmanager
+def blame(path, keys: list | None = None, noun: str = "ids"):
+    """Errors from the kernels name no file: inside this block they name ``path`` (and rows by ``keys``)."""
+    try:
+        yield
+    except RowsError as exc:
+        shown = [keys[p] for p in exc.positions] if keys is not None else exc.positions
+        raise DataError(f"{exc.what}: {exc.problem} in {describe_rows(shown, noun if keys is not None else 'rows')}", path) from None
+    except DataError as exc:
+        if exc.path is None:
+            raise DataError(exc.message, path) from None
+        raise
+
+
+def load_anchors(path, device, dtype=None, key: str | None = None):
+    """An ``AnchorSet`` with its vectors on ``device`` (in ``dtype``, default the compute dtype)."""
+    from relcli.io.kinds import read_anchor_set
+
+    anchors = read_anchor_set(Path(path), key=key)
+    dtype = dtype or compute_dtype_of(str(anchors.vectors.dtype).replace("torch.", ""))
+    anchors.vectors = anchors.vectors.to(device=device, dtype=dtype)
+    return anchors
+
+
+def rows_by_keys(wanted: list[str], available: list[str], path, what: str) -> list[int]:
+    """Row of every wanted key among ``available``; missing keys are an error that counts them."""
+    from relcli.io.join import rows_for_keys
+
+    return rows_for_keys(wanted, available, path, what=what)
+
+
+def parallel(source, target):
+    """Source anchor vectors in the target anchors' order (parallel: matched by id).
+
+    Target anchors may be a subset of the source anchors (``anchors --like --drop-invalid``
+    leaves out invalid rows); files without ids are taken row by row and must match in count.
+    """
+    wanted = target.join_keys
+    if source.ids is None or target.ids is None and target.source_keys is None:
+        if len(source.keys) != len(target.keys):
+            raise DataError(
+                f"anchor files are not parallel: {source.path.name} has {len(source.keys)} rows, "
+                f"{target.path.name} has {len(target.keys)} (and one of them has no ids to match them by)",
+                target.path,
+            )
+        return source.vectors
+    if wanted == source.keys:
+        return source.vectors
+    import torch
+
+    rows = rows_by_keys(wanted, source.keys, source.path, f"anchor ids of {target.path.name}")
+    return source.vectors[torch.as_tensor(rows, device=source.vectors.device)]
+
+
+def take(values: np.ndarray | None, rows) -> np.ndarray | None:
+    return None if values is None else values[np.asarray(rows, dtype=np.int64)]

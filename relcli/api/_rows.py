@@ -1,0 +1,135 @@
+"""The one row loop: every row-wise step reads, checks, computes and writes rows through here.
+
+Chunks carry the absolute row numbers of their rows in the input, so every message names the
+input file and the right ids. The invalid-row policy lives here and nowhere else:
+
+- a row of the input that cannot be used (NaN/Inf; where direction matters also all zeros or a
+  norm that overflows) is an error naming the file and the ids, or with ``drop_invalid`` is left
+  out and counted;
+- the same holds for a row the computation cannot handle (``RowsError`` from a kernel: a row
+  equal to the anchor mean after centring, an IRP reconstruction of zero) and for a row whose
+  output is NaN/Inf (the writer refuses to write it).
+
+Ids and labels travel with their rows into the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from relcli.errors import DataError, RowsError, describe_rows
+
+DROP_HINT = "; use --drop-invalid to skip them"
+
+
+class RowLoop:
+    """Bookkeeping of one input's rows: how to name them, which were dropped, progress."""
+
+    def __init__(
+        self,
+        path: Path,
+        n_rows: int,
+        ids: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        *,
+        drop_invalid: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+        description: str = "",
+        hint: str = DROP_HINT,
+    ):
+        self.path, self.n_rows, self.ids, self.labels = Path(path), n_rows, ids, labels
+        self.drop_invalid, self.hint = drop_invalid, hint
+        self.dropped: list[int] = []
+        self.written = 0
+        self._progress, self._description, self._done = progress, description, 0
+
+    @classmethod
+    def over(cls, reader, **kwargs) -> "RowLoop":
+        """A loop over the rows of an embedding-file reader."""
+        return cls(reader.path, reader.n_rows, reader.ids, reader.labels, **kwargs)
+
+    def keys(self, rows) -> list:
+        rows = np.asarray(rows, dtype=np.int64)
+        return rows.tolist() if self.ids is None else self.ids[rows].tolist()
+
+    @property
+    def dropped_ids(self) -> list:
+        return self.keys(sorted(self.dropped))
+
+    def reject(self, rows: np.ndarray, problem: str) -> None:
+        """Rows that cannot be used: dropped (and counted) under ``drop_invalid``, else an error
+        (ending in ``hint``, which says how to skip them where the command can)."""
+        if not len(rows):
+            return
+        if not self.drop_invalid:
+            noun = "rows" if self.ids is None else "ids"
+            raise DataError(f"{problem} in {describe_rows(self.keys(rows), noun)}{self.hint}", self.path)
+        self.dropped.extend(int(r) for r in rows)
+
+    def advance(self, n: int) -> None:
+        self._done += n
+        if self._progress is not None:
+            self._progress(self._description, self._done, self.n_rows)
+
+    def read(self, reader, *, device, dtype, batch_size: int, need_direction: bool) -> Iterator[tuple[np.ndarray, object]]:
+        """(rows, chunk on ``device`` in ``dtype``) over ``reader``, bad input rows rejected."""
+        from relcli.core._common import invalid_rows
+
+        for start, block in reader.iter_chunks(batch_size):
+            rows = np.arange(start, start + block.shape[0], dtype=np.int64)
+            data = block.to(device=device, dtype=dtype)
+            mask, problems = invalid_rows(data, need_direction)
+            for problem, positions in problems:
+                self.reject(rows[positions.cpu().numpy()], problem)
+            if problems:
+                keep = ~mask
+                rows, data = rows[keep.cpu().numpy()], data[keep]
+            yield rows, data
+
+    def run(
+        self,
+        chunks: Iterable[tuple[np.ndarray, object]],
+        transform: Callable,
+        writer=None,
+        labels_of: Callable | None = None,
+        on_output: Callable | None = None,
+    ) -> int:
+        """Transform every chunk and write it (or hand it to ``on_output``); returns rows written.
+
+        ``labels_of(output)`` gives the labels to write (predictions); else the input's labels
+        travel with the rows. A ``RowsError`` from the transform or the writer rejects those rows
+        (see ``reject``) and the rest of the chunk is done again without them.
+        """
+        for rows, data in chunks:
+            count = len(rows)
+            while len(rows):
+                try:
+                    output = transform(data)
+                    if writer is not None:
+                        labels = labels_of(output) if labels_of else None if self.labels is None else self.labels[rows]
+                        writer.write(output, ids=None if self.ids is None else self.ids[rows], labels=labels)
+                    if on_output is not None:
+                        on_output(rows, output)
+                    self.written += len(rows)
+                    break
+                except RowsError as error:
+                    bad = np.asarray(error.positions, dtype=np.int64)
+                    where = " of the output" if error.what == "output" else ""
+                    self.reject(rows[bad], f"{error.problem}{where}")
+                    keep = np.ones(len(rows), dtype=bool)
+                    keep[bad] = False
+                    rows, data = rows[keep], _take(data, keep)
+            self.advance(count)
+        return self.written
+
+
+def _take(data, keep: np.ndarray):
+    """The kept rows of a chunk: a tensor (on any device) or a list of items."""
+    if isinstance(data, list):
+        return [item for item, k in zip(data, keep.tolist()) if k]
+    import torch
+
+    return data[torch.from_numpy(keep).to(data.device)]

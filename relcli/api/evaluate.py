@@ -1,0 +1,160 @@
+"""``api.evaluate``: how good a translation or a stitching is, against a reference file (rows joined by id)."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+import numpy as np
+
+from relcli.api._context import DEFAULT_BATCH, as_path, blame, check_batch_size, check_seed, compute_dtype_of, resolve_device, rows_by_keys
+from relcli.api._results import Evaluation
+from relcli.api._rows import RowLoop
+from relcli.errors import DataError, UsageError
+
+LARGE_N = 50_000
+DEFAULT_QUERY_SAMPLE = 10_000
+QUERY_BATCH = 4096
+
+
+def _names(metrics) -> list[str] | None:
+    if metrics is None:
+        return None
+    values = [metrics] if isinstance(metrics, str) else list(metrics)
+    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return names or None
+
+
+def _gates(values, option: str) -> dict[str, float]:
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UsageError(f"{option} must map metric names to numbers, e.g. {{'cosine': 0.8}}")
+    gates = {}
+    for name, threshold in values.items():
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise UsageError(f"{option} {name}={threshold!r}: the threshold must be a number")
+        gates[str(name)] = float(threshold)
+    return gates
+
+
+def _load(reader, rows, device, need_direction: bool, batch_size: int):
+    """Rows of a file (all, or at ``rows``), read ``batch_size`` rows at a time, in the compute dtype;
+    bad rows are an error naming their ids."""
+    import torch
+
+    from relcli.core._common import invalid_rows
+
+    loop = RowLoop.over(reader, hint="")
+    wanted = np.arange(reader.n_rows, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    parts = []
+    for start in range(0, len(wanted), batch_size):
+        picked = wanted[start : start + batch_size]
+        data = reader.read_rows(picked).to(device=device, dtype=compute_dtype_of(reader.dtype))
+        _, problems = invalid_rows(data, need_direction)
+        for problem, positions in problems:
+            loop.reject(picked[positions.cpu().numpy()], problem)
+        parts.append(data)
+    return torch.cat(parts)
+
+
+def evaluate(
+    input,
+    *,
+    reference,
+    metrics=None,
+    min=None,  # noqa: A002 - the flag is --min
+    max=None,  # noqa: A002 - the flag is --max
+    ids=None,
+    exclude_ids=None,
+    query_sample: int | None = None,
+    query_batch: int = QUERY_BATCH,
+    seed: int = 0,
+    key: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    device: str | None = None,
+) -> Evaluation:
+    """Score ``input`` against ``reference``: embedding metrics, or accuracy/F1 for a predictions file.
+
+    ``metrics``: names (or "a,b"); default all that apply. ``min``/``max``: gates {metric: value};
+    the ones that fail are listed in ``Evaluation.failures`` (the CLI then exits 1).
+    ``ids``/``exclude_ids``: files of ids to judge only some rows.
+    """
+    import torch
+
+    from relcli.core.evaluation import compute_embedding_metrics, compute_label_metrics, parse_metrics
+    from relcli.io.embeddings import open_embeddings
+    from relcli.io.join import read_id_list
+    from relcli.io.kinds import expect_kind
+
+    input, reference, ids, exclude_ids = Path(input), Path(reference), as_path(ids), as_path(exclude_ids)
+    gates_min, gates_max = _gates(min, "--min"), _gates(max, "--max")
+    check_seed(seed)
+    check_batch_size(batch_size)
+    check_batch_size(query_batch)
+    if query_sample is not None and (isinstance(query_sample, bool) or not isinstance(query_sample, int) or query_sample < 1):
+        raise UsageError(f"--query-sample must be a positive integer, got {query_sample!r}")
+    torch_device = resolve_device(device)
+    with open_embeddings(input, key=key) as judged, open_embeddings(reference) as ref:
+        expect_kind(judged, ("embeddings", "anchors", "predictions"), "`evaluate`")
+        expect_kind(ref, ("embeddings", "anchors"), "--reference")
+        is_predictions = judged.kind == "predictions"
+        asked = _names(metrics)
+        names = parse_metrics(asked, is_predictions, judged.dim == ref.dim)
+        names += [g for g in parse_metrics([*gates_min, *gates_max], is_predictions, judged.dim == ref.dim) if g not in names] if (
+            gates_min or gates_max) else []
+        judged_keys = judged.row_keys()
+        selected = None
+        if ids is not None or exclude_ids is not None:
+            wanted = set(read_id_list(ids)) if ids is not None else None
+            dropped = set(read_id_list(exclude_ids)) if exclude_ids is not None else set()
+            selected = [i for i, k in enumerate(judged_keys) if (wanted is None or k in wanted) and k not in dropped]
+            if not selected:
+                raise DataError("no rows left to judge after --ids/--exclude-ids", input)
+            judged_keys = [judged_keys[i] for i in selected]
+        rows = rows_by_keys(judged_keys, ref.row_keys(), reference, f"row ids of {input.name}")
+        n = len(rows)
+        if n == 0:
+            raise DataError("has no rows to judge", input)
+        if is_predictions:
+            if ref.labels is None:
+                raise DataError("has no labels to judge predictions against", reference)
+            if judged.labels is None:
+                raise DataError("is a predictions file without predicted labels", input)
+            predicted = judged.labels if selected is None else judged.labels[selected]
+            predicted_codes, true_codes = _label_codes(predicted, ref.labels[rows])
+            results = compute_label_metrics(predicted_codes, true_codes, names)
+        else:
+            need_direction = any(m not in ("mse", "cka") for m in names)
+            pred = _load(judged, selected, torch_device, need_direction, batch_size)
+            truth = _load(ref, rows, torch_device, need_direction, batch_size)
+            if query_sample is None and n > LARGE_N and any(m not in ("cosine", "mse", "cka") for m in names):
+                query_sample = DEFAULT_QUERY_SAMPLE
+            dtype = torch.promote_types(pred.dtype, truth.dtype)
+            with blame(input):
+                results = compute_embedding_metrics(
+                    pred.to(dtype), truth.to(dtype), names, chunk_rows=query_batch,
+                    query_sample=query_sample if query_sample is None else builtins.min(query_sample, n), seed=seed,
+                )
+    report = {"file": str(input), "reference": str(reference), "rows": n, "metrics": results}
+    if selected is not None:
+        report["selection"] = {"ids": None if ids is None else str(ids), "exclude_ids": None if exclude_ids is None else str(exclude_ids)}
+    details = []
+    if query_sample is not None and not is_predictions:
+        report["query_sample"] = builtins.min(query_sample, n)
+        details.append(f"{n:,} rows: retrieval metrics use {report['query_sample']:,} sampled queries (--query-sample to change)")
+    failures = [f"{m} = {results[m]:.4f} < {v}" for m, v in gates_min.items() if not results[m] >= v]
+    failures += [f"{m} = {results[m]:.4f} > {v}" for m, v in gates_max.items() if not results[m] <= v]
+    return Evaluation("evaluate", None, n, details=details, metrics=results, failures=failures, report=report,
+                      parameters={"metrics": names, "query_sample": report.get("query_sample")})
+
+
+def _label_codes(predicted: np.ndarray, truth: np.ndarray):
+    """Both label arrays as int64 codes over one shared vocabulary (labels may be strings or ints)."""
+    import torch
+
+    pred_list = [str(v) for v in predicted.tolist()]
+    true_list = [str(v) for v in truth.tolist()]
+    vocabulary = {v: i for i, v in enumerate(sorted(set(pred_list) | set(true_list)))}
+    encode = lambda values: torch.from_numpy(np.array([vocabulary[v] for v in values], dtype=np.int64))  # noqa: E731
+    return encode(pred_list), encode(true_list)

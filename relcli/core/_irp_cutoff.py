@@ -1,0 +1,94 @@
+"""How IRP picks what to invert: FPS pruning of collinear anchors and the cut-off by cross-validation.
+
+Both work on unit-normalised (optionally centred) target anchors; see ``relcli.core.irp``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# 1 − |cos| below this (computed in float64) is round-off: the two anchors are duplicates or
+# exactly (anti)collinear, i.e. at distance 0 for FPS.
+_FPS_ZERO_DISTANCE = 1e-12
+
+
+def farthest_point_subset(unit_anchors: torch.Tensor, threshold: float, seed: int) -> torch.Tensor:
+    """Boolean mask (k,) of anchors chosen by FPS with distance D_ij = 1 − |cos(a_i, a_j)|.
+
+    Starts from a random anchor (CPU generator seeded with ``seed``, so every device picks the
+    same) and keeps adding the anchor farthest from the chosen set while that min-distance is
+    > ``threshold``. Duplicates and antipodal anchors are at distance 0, so with threshold ≥ 0
+    no two of them are ever both chosen. Computed in float64 on the CPU; k × k memory.
+    """
+    a = unit_anchors.detach().to(device="cpu", dtype=torch.float64)
+    k = a.shape[0]
+    gram = a @ a.T
+    diag = gram.diagonal().sqrt()
+    cos = (gram / diag[:, None] / diag[None, :]).clamp_(-1.0, 1.0)
+    dist = 1.0 - cos.abs_()
+    dist[dist < _FPS_ZERO_DISTANCE] = 0.0
+    generator = torch.Generator().manual_seed(int(seed))
+    first = int(torch.randint(k, (1,), generator=generator))
+    chosen = torch.zeros(k, dtype=torch.bool)
+    chosen[first] = True
+    min_dist = dist[first].clone()
+    min_dist[first] = -1.0
+    for _ in range(k - 1):
+        j = int(torch.argmax(min_dist))  # first index among ties: deterministic
+        if not float(min_dist[j]) > threshold:
+            break
+        chosen[j] = True
+        torch.minimum(min_dist, dist[j], out=min_dist)
+        min_dist[chosen] = -1.0
+    return chosen
+
+
+RCOND_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.2, 0.3, 0.5)
+AUTO_FOLDS = 5
+AUTO_MIN_ANCHORS = 10
+FALLBACK_RCOND = 1e-3  # used by "auto" when there is nothing to cross-validate on
+
+
+def select_rcond(
+    anchor_relative: torch.Tensor,
+    unit_targets: torch.Tensor,
+    grid: tuple[float, ...] = RCOND_GRID,
+    folds: int = AUTO_FOLDS,
+    seed: int = 0,
+) -> tuple[float, dict[str, dict[str, float]]]:
+    """Choose IRP's cut-off by k-fold cross-validation over the anchors themselves.
+
+    For each fold H (seeded split of the k anchors) and each cut-off c: invert the held-out
+    anchors' relative rows restricted to the other anchors' columns, Ŷ_H = R[H, F] (Â_{Y,F}ᵀ)⁺_c,
+    and score how well it reconstructs the true held-out target anchors: score = MRR of
+    retrieving ŷ_h among all held-out targets by cosine + mean row cosine cos(ŷ_h, y_h). Both
+    matter: on real encoders retrieval peaks at small cut-offs and direction (what a stitched
+    classifier needs) at larger ones; their sum picked the best stitching cut-off on sample_data.
+    ``anchor_relative`` is the k × k relative matrix of the anchor items (row i: item i against
+    every anchor); ``unit_targets`` the row-normalised (centred) target anchors. Returns the
+    best cut-off (smallest among equals) and every cut-off's mean scores.
+    """
+    k = unit_targets.shape[0]
+    device, dtype = unit_targets.device, unit_targets.dtype
+    order = torch.randperm(k, generator=torch.Generator().manual_seed(int(seed))).to(device)
+    parts = [p for p in torch.tensor_split(order, min(folds, k)) if len(p) > 1]
+    totals = {c: torch.zeros(2, dtype=torch.float64) for c in grid}
+    for held in parts:
+        kept = torch.ones(k, dtype=torch.bool, device=device)
+        kept[held] = False
+        u, sigma, vh = torch.linalg.svd(unit_targets[kept], full_matrices=False)
+        projected = anchor_relative[held][:, kept].to(dtype) @ u
+        truth = unit_targets[held]
+        for c in grid:
+            keep = sigma > c * sigma[0]
+            y = (projected[:, keep] / sigma[keep]) @ vh[keep]
+            y = y / torch.linalg.vector_norm(y, dim=1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+            sims = y @ truth.T
+            diagonal = sims.diagonal()
+            ranks = 1 + (sims > diagonal[:, None]).sum(dim=1)
+            totals[c] += torch.tensor([float((1.0 / ranks).mean()), float(diagonal.mean())], dtype=torch.float64)
+    scores = {f"{c:g}": {"mrr": float(t[0]) / len(parts), "cosine": float(t[1]) / len(parts)} for c, t in totals.items()}
+    for value in scores.values():
+        value["score"] = value["mrr"] + value["cosine"]
+    best = max(grid, key=lambda c: (round(scores[f"{c:g}"]["score"], 12), -c))
+    return float(best), scores

@@ -1,0 +1,172 @@
+"""Which metrics ``evaluate`` computes: the one registry of metric names, its parser, and the drivers.
+
+Embedding metrics compare aligned rows of a prediction and a reference (``relcli.core.metrics``);
+label metrics compare predicted and true labels. ``parse_metrics`` is the only place a metric
+name is validated, for the CLI and the Python API alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import torch
+
+from relcli.core._common import l2_normalize
+from relcli.core.metrics import (
+    SIMILARITY_CHUNK_ROWS,
+    _check_k,
+    _csls_ranks,
+    _pair,
+    _rank_summary,
+    _retrieval_ranks,
+    accuracy,
+    jaccard_at_k,
+    linear_cka,
+    macro_f1,
+    mean_cosine,
+    mse,
+    query_indices,
+)
+from relcli.errors import UsageError
+
+EMBEDDING_METRICS: tuple[str, ...] = (
+    "cosine", "mse", "top1", "top5", "top10", "mrr", "mrr@10", "jaccard@10", "cka", "csls_top1",
+)
+LABEL_METRICS: tuple[str, ...] = ("accuracy", "macro_f1")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"mse"})
+CSLS_NEIGHBOURS = 10
+
+METRIC_DOCS: dict[str, str] = {
+    "cosine": "mean_i cos(pred_i, ref_i)",
+    "mse": "mean over all elements of (pred_ij - ref_ij)^2 (lower is better)",
+    "top1": "fraction of rows whose ref row is the most cosine-similar of all ref rows (ties count as hits)",
+    "top5": "fraction of rows with rank_i <= 5, rank_i = 1 + #{j != i: cos(pred_i, ref_j) > cos(pred_i, ref_i)}",
+    "top10": "fraction of rows with rank_i <= 10 (rank as for top5)",
+    "mrr": "mean_i 1/rank_i (rank as for top5)",
+    "mrr@10": "mean_i of 1/rank_i if rank_i <= 10 else 0 (relreps MRR@k)",
+    "jaccard@10": (
+        "mean_i |N10_pred(i) & N10_ref(i)| / |N10_pred(i) | N10_ref(i)|, N10 = 10 nearest other rows by cosine"
+    ),
+    "cka": "linear CKA ||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F) on column-centred pred X and ref Y",
+    "csls_top1": (
+        "top-1 retrieval under CSLS = 2cos(p_i,r_j) - r_T(p_i) - r_S(r_j), 10-NN mean cosines (Conneau et al. 2018)"
+    ),
+    "accuracy": "mean_i [pred_label_i == true_label_i]",
+    "macro_f1": "mean over classes c in true|pred of 2TP_c / (2TP_c + FP_c + FN_c)",
+}
+
+# Names with any k: top{k}, mrr@{k}, jaccard@{k}, csls_top{k}.
+_K_PATTERN = re.compile(r"^(top|mrr@|jaccard@|csls_top)([1-9][0-9]*)$")
+
+
+ACROSS_SPACES = ("cka", "jaccard@")  # metric families that compare two spaces of any dimensions
+
+
+def _unknown(name: str, valid: Sequence[str], with_k: bool) -> UsageError:
+    extra = "; top{k}, mrr@{k}, jaccard@{k} and csls_top{k} take any k >= 1" if with_k else ""
+    return UsageError(f"unknown metric {name!r}; valid: {', '.join(valid)}{extra}")
+
+
+def _family(name: str) -> tuple[str, int | None] | None:
+    """(family, k) of an embedding metric name, e.g. ('top', 5) for top5; None if it is not one."""
+    match = _K_PATTERN.match(name)
+    if match:
+        return match.group(1), int(match.group(2))
+    return (name, None) if name in ("cosine", "mse", "mrr", "cka") else None
+
+
+def parse_metrics(names: Sequence[str] | None, predictions: bool, same_space: bool = True) -> list[str]:
+    """The metrics to compute for a file: validated names, or the defaults when ``names`` is None.
+
+    ``predictions``: the judged file holds predictions (label metrics) rather than embeddings;
+    ``same_space``: both files have the same dimension (else only CKA and Jaccard@k apply).
+    Duplicates are dropped; a wrong name is a ``UsageError`` that says what would be valid.
+    """
+    if names is None:
+        return list(LABEL_METRICS if predictions else EMBEDDING_METRICS if same_space else ("cka", "jaccard@10"))
+    chosen: list[str] = []
+    for name in names:
+        family = _family(name)
+        if name in LABEL_METRICS and not predictions:
+            raise UsageError(f"metric {name!r} needs a predictions file (from `relcli stitch`)")
+        if family is not None and predictions:
+            raise UsageError(f"metric {name!r} compares embeddings; a predictions file has: {', '.join(LABEL_METRICS)}")
+        if family is None and name not in LABEL_METRICS:
+            raise _unknown(name, EMBEDDING_METRICS + LABEL_METRICS, with_k=True)
+        if family is not None and not same_space and family[0] not in ACROSS_SPACES:
+            raise UsageError(f"metric {name!r} needs both files in the same space; across dimensions use cka or jaccard@k")
+        if name not in chosen:
+            chosen.append(name)
+    return chosen
+
+
+def compute_embedding_metrics(
+    pred: torch.Tensor,
+    ref: torch.Tensor,
+    names: Sequence[str] | None = None,
+    chunk_rows: int | None = SIMILARITY_CHUNK_ROWS,
+    query_sample: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The named embedding metrics (all of ``EMBEDDING_METRICS`` when None), in the order asked.
+
+    Besides the listed names, top{k}, mrr@{k}, jaccard@{k} and csls_top{k} accept any k.
+    One retrieval pass serves every top-k/MRR name; ``query_sample``/``seed`` apply to the
+    retrieval, Jaccard and CSLS metrics. Unknown names are a ``UsageError``.
+    """
+    names = list(EMBEDDING_METRICS if names is None else names)
+    parsed: dict[str, tuple[str, int | None]] = {}
+    for name in names:
+        family = _family(name)
+        if family is None:
+            raise _unknown(name, EMBEDDING_METRICS, with_k=True)
+        parsed[name] = family
+
+    across_spaces = all(kind in ACROSS_SPACES for kind, _ in parsed.values())
+    pred, ref = _pair(pred, ref, same_dims=not across_spaces)
+    n = pred.shape[0]
+    ranking = {"top", "mrr", "mrr@"}
+    need_unit = any(kind in ranking | {"jaccard@", "csls_top"} for kind, _ in parsed.values())
+    if need_unit:
+        p_hat, r_hat = l2_normalize(pred, "pred"), l2_normalize(ref, "ref")
+    for kind, k in parsed.values():
+        if kind in ("top", "csls_top"):
+            _check_k(k, n, f"{kind}{k}: k", n)
+        elif kind == "jaccard@":
+            _check_k(k, n - 1, f"jaccard@{k}: k", n)
+    if any(kind == "csls_top" for kind, _ in parsed.values()):
+        _check_k(CSLS_NEIGHBOURS, n, "CSLS neighbourhood size", n)
+
+    queries = query_indices(n, query_sample, seed)
+    cache: dict[str, torch.Tensor] = {}
+
+    def ranks(kind: str) -> torch.Tensor:
+        if kind not in cache:
+            if kind == "csls":
+                cache[kind] = _csls_ranks(p_hat, r_hat, CSLS_NEIGHBOURS, queries, chunk_rows)
+            else:
+                cache[kind] = _retrieval_ranks(p_hat, r_hat, queries, chunk_rows)
+        return cache[kind]
+
+    compute: dict[str, Callable[[int | None], float]] = {
+        "cosine": lambda k: mean_cosine(pred, ref, chunk_rows),
+        "mse": lambda k: mse(pred, ref, chunk_rows),
+        "cka": lambda k: linear_cka(pred, ref, chunk_rows),
+        "top": lambda k: _rank_summary(ranks("plain"), [k], [])[f"top{k}"],
+        "mrr": lambda k: _rank_summary(ranks("plain"), [], [])["mrr"],
+        "mrr@": lambda k: _rank_summary(ranks("plain"), [], [k])[f"mrr@{k}"],
+        "jaccard@": lambda k: jaccard_at_k(pred, ref, k, chunk_rows, query_sample, seed),
+        "csls_top": lambda k: _rank_summary(ranks("csls"), [k], [], prefix="csls_")[f"csls_top{k}"],
+    }
+    return {name: float(compute[kind](k)) for name, (kind, k) in parsed.items()}
+
+
+def compute_label_metrics(pred_labels, true_labels, names: Sequence[str] | None = None) -> dict[str, float]:
+    """The named label metrics (all of ``LABEL_METRICS`` when None); unknown names are a ``UsageError``."""
+    names = list(LABEL_METRICS if names is None else names)
+    functions = {"accuracy": accuracy, "macro_f1": macro_f1}
+    for name in names:
+        if name not in functions:
+            raise _unknown(name, LABEL_METRICS, with_k=False)
+    return {name: functions[name](pred_labels, true_labels) for name in names}

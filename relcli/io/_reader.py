@@ -1,0 +1,200 @@
+"""What every embedding-file reader shares: picking the matrix, ids, labels, row access.
+
+A reader is a read-only view: ``shape`` is (rows, dims), ``dtype`` a name from FLOAT_DTYPES (or an
+integer type), ``attrs`` the relcli.* metadata without the prefix, ``ids``/``labels`` a 1-D
+numpy array (int64, or object holding str) or None. Rows come back as CPU torch tensors in the
+file's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from relcli.errors import DataError, FileFormatError, UsageError
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+# Arrays with these names are parts of the contract, never candidates for the matrix.
+RESERVED = {"ids", "labels", "anchor_ids", "space_mean", "space_std", "source_ids"}
+
+
+def as_id_array(values) -> np.ndarray:
+    """Ids or labels as a 1-D numpy array: int64 when every value is an integer, else object holding str."""
+    if not isinstance(values, np.ndarray):
+        values = list(values)
+        if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            values = np.asarray(values, dtype=np.int64)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.astype(np.int64, copy=False).reshape(-1)
+    array = np.empty(len(values), dtype=object)
+    array[:] = [v if isinstance(v, str) else str(v) for v in (values.tolist() if isinstance(values, np.ndarray) else values)]
+    return array
+
+
+def check_unique(ids: np.ndarray, path, where: str = "") -> None:
+    """Ids must be unique: a duplicate is an error naming it and its two rows."""
+    if ids.dtype.kind in "iu":
+        unique, first = np.unique(ids, return_index=True)
+        if len(unique) == len(ids):
+            return
+    seen: dict[Any, int] = {}
+    for row, value in enumerate(ids.tolist()):
+        if value in seen:
+            raise FileFormatError(f"duplicate id {value!r} at rows {seen[value]} and {row}{where}: ids must be unique", path)
+        seen[value] = row
+
+
+class EmbeddingReader:
+    """Base of the format readers; subclasses set the fields in ``__init__`` and implement
+    ``_read_slice``, ``array``, ``strings`` and ``array_shapes``."""
+
+    format = "?"
+
+    def __init__(self, path: Path, key: str | None):
+        self.path = path
+        self.requested_key = key
+        self.key: str = ""
+        self.shape: tuple[int, int] = (0, 0)
+        self.dtype: str = "float32"
+        self.attrs: dict[str, Any] = {}
+        self.ids: np.ndarray | None = None
+        self.labels: np.ndarray | None = None
+        self._keys: list[str] | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def n_rows(self) -> int:
+        return self.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.shape[1]
+
+    @property
+    def kind(self) -> str:
+        return str(self.attrs.get("kind", "embeddings"))
+
+    def row_keys(self) -> list[str]:
+        """Join keys of the rows: the ids as strings, or the row indices when there are none."""
+        if self._keys is None:
+            source = range(self.n_rows) if self.ids is None else self.ids.tolist()
+            self._keys = [v if isinstance(v, str) else str(v) for v in source]
+        return self._keys
+
+    def keys_of(self, rows) -> list:
+        """How messages name rows: their ids (str or int), or their row numbers."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return rows.tolist() if self.ids is None else self.ids[rows].tolist()
+
+    @property
+    def key_noun(self) -> str:
+        return "rows" if self.ids is None else "ids"
+
+    def _refuse_estimators(self) -> None:
+        """A fitted map or head is not an embedding file: say what it is and where it belongs."""
+        if self.kind in ("translator", "head"):
+            what = "map (translate --map)" if self.kind == "translator" else "head (stitch --head)"
+            raise FileFormatError(f"is a fitted {what}, not an embedding file", self.path)
+
+    def _finish_open(self) -> None:
+        for name in ("ids", "labels"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if len(values) != self.n_rows:
+                raise FileFormatError(f"has {len(values)} {name} for {self.n_rows} rows", self.path)
+            setattr(self, name, as_id_array(values))
+        if self.ids is not None:
+            check_unique(self.ids, self.path)
+        if self.dtype not in FLOAT_DTYPES and not self.dtype.startswith(("int", "uint")):
+            raise FileFormatError(f"array {self.key!r} has dtype {self.dtype}, not a number type", self.path)
+
+    def _select_key(self, candidates: dict[str, tuple[int, ...]]) -> str:
+        """Pick the matrix: --key, else 'embeddings', else the only 2-D array."""
+        key = self.requested_key
+        if key is not None:
+            if key not in candidates:
+                names = ", ".join(sorted(candidates)) or "none"
+                raise UsageError(f"has no array {key!r} (arrays: {names})", self.path)
+        elif "embeddings" in candidates:
+            key = "embeddings"
+        else:
+            matrices = [n for n, s in candidates.items() if len(s) == 2 and n.split("/")[-1] not in RESERVED]
+            if not matrices:
+                shapes = ", ".join(f"{n} {list(s)}" for n, s in candidates.items()) or "no arrays"
+                raise FileFormatError(f"has no 2-D array to use as embeddings ({shapes})", self.path)
+            if len(matrices) > 1:
+                raise UsageError(f"has several 2-D arrays ({', '.join(sorted(matrices))}): pick one with --key", self.path)
+            key = matrices[0]
+        shape = candidates[key]
+        if len(shape) != 2:
+            raise FileFormatError(
+                f"array {key!r} is {len(shape)}-D (shape {list(shape)}); relcli needs a 2-D matrix (rows, dims)", self.path
+            )
+        self.shape = (int(shape[0]), int(shape[1]))
+        return key
+
+    def _read_slice(self, start: int, stop: int):
+        raise TypeError(f"{type(self).__name__} is a base class")
+
+    def _read_sorted(self, indices: np.ndarray):
+        import torch
+
+        runs = np.split(indices, np.nonzero(np.diff(indices) != 1)[0] + 1)  # contiguous runs in one read each
+        return torch.cat([self._read_slice(int(r[0]), int(r[-1]) + 1) for r in runs], dim=0)
+
+    def iter_chunks(self, batch_size: int = 65536) -> Iterator[tuple[int, Any]]:
+        """Yield (first row, chunk) over the whole matrix; chunks are CPU torch tensors."""
+        batch_size = max(int(batch_size), 1)
+        for start in range(0, self.n_rows, batch_size):
+            yield start, self._read_slice(start, min(start + batch_size, self.n_rows))
+
+    def read_all(self):
+        """The whole matrix as one CPU tensor."""
+        return self._read_slice(0, self.n_rows)
+
+    def read_rows(self, indices: Sequence[int]):
+        """Rows at ``indices`` (any order, repeats allowed) as one CPU tensor."""
+        import torch
+
+        index = np.asarray(indices, dtype=np.int64)
+        if index.size == 0:
+            return torch.empty((0, self.dim), dtype=getattr(torch, self.dtype) if self.dtype in FLOAT_DTYPES else torch.float32)
+        if index.min() < 0 or index.max() >= self.n_rows:
+            raise DataError(f"row index out of range 0..{self.n_rows - 1}", self.path)
+        unique, inverse = np.unique(index, return_inverse=True)
+        return self._read_sorted(unique)[torch.from_numpy(inverse.reshape(-1))]
+
+    def array(self, name: str):
+        """An auxiliary numeric array (e.g. space_mean) as a CPU tensor, or None."""
+        return None
+
+    def strings(self, name: str) -> np.ndarray | None:
+        """An auxiliary id-like array (int64, or object holding str), or None."""
+        return None
+
+    def array_shapes(self) -> dict[str, tuple[list[int], str]]:
+        """Every array in the file: name -> (shape, dtype), for ``relcli info``."""
+        return {}
+
+
+def native(array: np.ndarray) -> np.ndarray:
+    """The array in native byte order (a no-op, not a copy, when it already is)."""
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
+
+
+def short(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line error."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return text or "unreadable"
