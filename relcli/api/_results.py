@@ -18,9 +18,9 @@ class Result:
     ``output`` the main file written; ``files`` every file written by role (``output``,
     ``save_map``); ``rows`` × ``dims`` the rows written; ``dropped``/``dropped_ids`` the input rows
     left out under ``drop_invalid``; ``parameters`` what was used (as recorded in the output's
-    provenance, defaults resolved); ``scores`` what was measured on the way (cross-validation
-    scores, training accuracy); ``warnings`` what the user should know (the CLI prints them);
-    ``details`` what ``-v`` shows.
+    provenance, defaults resolved); ``scores`` what was measured on the way (the quality estimate,
+    training accuracy); ``warnings`` what the user should know; ``notes`` the one-line summaries
+    the CLI prints (unless -q); ``details`` what ``-v`` shows.
     """
 
     command: str
@@ -34,6 +34,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

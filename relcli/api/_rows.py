@@ -96,11 +96,13 @@ class RowLoop:
         writer=None,
         labels_of: Callable | None = None,
         on_output: Callable | None = None,
+        columns_of: Callable | None = None,
     ) -> int:
         """Transform every chunk and write it (or hand it to ``on_output``); returns rows written.
 
         ``labels_of(output)`` gives the labels to write (predictions); else the input's labels
-        travel with the rows. A ``RowsError`` from the transform or the writer rejects those rows
+        travel with the rows. ``columns_of(chunk, output)`` gives per-row values to write beside
+        them ({name: values}). A ``RowsError`` from the transform or the writer rejects those rows
         (see ``reject``) and the rest of the chunk is done again without them.
         """
         for rows, data in chunks:
@@ -110,7 +112,8 @@ class RowLoop:
                     output = transform(data)
                     if writer is not None:
                         labels = labels_of(output) if labels_of else None if self.labels is None else self.labels[rows]
-                        writer.write(output, ids=None if self.ids is None else self.ids[rows], labels=labels)
+                        columns = columns_of(data, output) if columns_of else None
+                        writer.write(output, ids=None if self.ids is None else self.ids[rows], labels=labels, columns=columns)
                     if on_output is not None:
                         on_output(rows, output)
                     self.written += len(rows)

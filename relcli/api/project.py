@@ -103,7 +103,7 @@ def invert(
     """
     import torch
 
-    from relcli.api.translate import Translation, _report
+    from relcli.api._translation import Translation, describe_conditioning
     from relcli.core.irp import InverseRelativeProjection
     from relcli.io.atomic import check_output
     from relcli.io.embeddings import EmbeddingWriter, open_embeddings
@@ -152,7 +152,7 @@ def invert(
         diagnostics = {"condition_numbers": inverse.condition_numbers_, "kept_condition_numbers": inverse.kept_condition_numbers_,
                        "ranks": inverse.ranks_, "target_dim": inverse.target_dim_}
         report = Translation(inverse, {**parameters, **diagnostics}, [], warnings)
-        _report(report, anchors)
+        describe_conditioning(report, anchors)
         attrs = {"kind": "embeddings", "irp": {**parameters, **diagnostics},
                  "provenance": provenance("invert", parameters, [input, anchors])}
         loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress, description="invert")

@@ -269,13 +269,14 @@ def stitch_run(
     head,
     output,
     src_anchors=None,
-    method: str = "irp",
+    method: str = "auto",
     center: bool | None = None,
     scaling: str | None = None,
     rcond: float | str | None = None,
     prune_threshold: float | None = None,
     subspaces: int | None = None,
     allow_rank_deficient: bool | None = None,
+    min_score: float | None = None,
     drop_invalid: bool = False,
     seed: int = 0,
     key: str | None = None,
@@ -283,8 +284,12 @@ def stitch_run(
     device: str | None = None,
     progress: Progress | None = None,
 ) -> Result:
-    """Translate ``src`` into the head's space and classify it, in one pass (no file in between)."""
-    from relcli.api.translate import fit_translation
+    """Translate ``src`` into the head's space and classify it, in one pass (no file in between).
+
+    The translator is chosen and checked on the anchors as in ``translate`` (``method="auto"``,
+    the quality estimate, ``min_score``).
+    """
+    from relcli.api._translation import fit_translation
     from relcli.io.atomic import check_output
     from relcli.io.embeddings import open_embeddings
     from relcli.io.kinds import expect_kind
@@ -301,16 +306,18 @@ def stitch_run(
                "subspaces": subspaces, "allow_rank_deficient": allow_rank_deficient}
     with open_embeddings(src, key=key) as reader:
         expect_kind(reader, ("embeddings", "anchors"), "--src")
-        translation = fit_translation(reader, src, tgt_anchors, src_anchors, method, options, seed, torch_device)
+        translation = fit_translation(reader, src, tgt_anchors, src_anchors, method, options, seed, torch_device,
+                                      min_score=min_score)
         translator = translation.translator.to(torch_device, compute_dtype_of(reader.dtype))
         if scorer.input_dim is not None and translator.target_dim_ != scorer.input_dim:
             raise DataError(f"dimension mismatch of a head: the target anchors have {translator.target_dim_} dims, head "
                             f"{head.name} expects {scorer.input_dim}", tgt_anchors)
         attrs = {"head": str(head), "translation": translation.info,
                  "provenance": provenance("stitch run", {**translation.info, "head": str(head)}, [*translation.inputs, head])}
-        loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress, description=f"stitch ({method})")
+        loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress,
+                            description=f"stitch ({translator.method})")
         n_classes = _write_predictions(reader, loop, scorer, translator.transform, output, attrs, device=torch_device,
                                        batch_size=batch_size, need_direction=translator.needs_direction)
     return Result("stitch run", output, loop.written, n_classes, len(loop.dropped), loop.dropped_ids,
-                  parameters=translation.info, warnings=translation.warnings, details=translation.details,
-                  files={"output": output})
+                  parameters=translation.info, scores={"estimate": translation.estimate}, warnings=translation.warnings,
+                  details=translation.details, notes=translation.notes, files={"output": output})

@@ -14,7 +14,7 @@ from relcli.core import registry
 
 DEFAULT_BATCH = 65536
 
-MethodName = Literal[tuple(registry.TRANSLATORS)]  # type: ignore[valid-type]
+MethodName = Literal[tuple(registry.METHODS)]  # type: ignore[valid-type]
 ScalingName = Literal[tuple(registry.SCALINGS)]  # type: ignore[valid-type]
 StrategyName = Literal[tuple(registry.STRATEGIES)]  # type: ignore[valid-type]
 HeadName = Literal[tuple(registry.HEADS)]  # type: ignore[valid-type]
@@ -48,7 +48,12 @@ Similarity = Annotated[
 Aggregate = Annotated[AggregateName, typer.Option("--aggregate", help="How several similarity blocks combine.")]
 
 # -- translation (translate, stitch run; a subset for invert) ------------------------------------
-Method = Annotated[MethodName, typer.Option("--method", "-m", help=registry.choices_help(registry.TRANSLATORS))]
+Method = Annotated[MethodName, typer.Option("--method", "-m", help=registry.choices_help(registry.METHODS))]
+MinScore = Annotated[
+    Optional[float],
+    typer.Option("--min-score", help="Exit 1 and write nothing when the quality estimate (held-out anchor score, "
+                 "0 = chance, 1 = perfect) is below this."),
+]
 Center = Annotated[
     Optional[bool], typer.Option("--center/--no-center", help="IRP: centre both spaces on their anchor means (default: off).")
 ]

@@ -151,9 +151,11 @@ class ProgressBar:
 
 
 def report(result, summary: str) -> None:
-    """What a command says when it is done: warnings, dropped rows, -v details, then ``summary``."""
+    """What a command says when it is done: notes, warnings, dropped rows, -v details, then ``summary``."""
     from relcli.errors import describe_rows
 
+    for message in result.notes:
+        say(message)
     for message in result.warnings:
         warn(message)
     if result.dropped:

@@ -24,7 +24,12 @@ def anchors(
     ] = None,
     pairs: Annotated[
         Optional[Path],
-        typer.Option("--pairs", help="TSV of (id in --like's space, id in this space) when the ids differ (e.g. EN→IT words)."),
+        typer.Option("--pairs", help="TSV of (id in --like's space, id in this space) when the ids differ (e.g. an EN-IT "
+                     "dictionary; many-to-many: every pair whose two ids exist is used). With -n: (id here, id in --target)."),
+    ] = None,
+    target: Annotated[
+        Optional[Path],
+        typer.Option("--target", help="With -n and --pairs: choose only among ids that have a partner in this file."),
     ] = None,
     drop_invalid: Annotated[
         bool, typer.Option("--drop-invalid", help="Leave NaN/Inf and all-zero rows out of the statistics and the choice.")
@@ -43,6 +48,7 @@ def anchors(
     Examples:
       relcli anchors x.h5 -n 768 --strategy fps --seed 0 -o xa.h5
       relcli anchors y.h5 --like xa.h5 -o ya.h5
+      relcli anchors en.h5 -n 2000 --pairs en_fr.tsv --target fr.h5 -o en_a.h5
       relcli anchors fr.h5 --like en_a.h5 --pairs en_fr.tsv -o fr_a.h5
     """
     configure(device, quiet, verbose, debug)
@@ -50,7 +56,7 @@ def anchors(
 
     with ProgressBar() as bar:
         result = api.anchors(
-            input, output=output, n_anchors=n_anchors, strategy=strategy, seed=seed, like=like, pairs=pairs,
+            input, output=output, n_anchors=n_anchors, strategy=strategy, seed=seed, like=like, pairs=pairs, target=target,
             drop_invalid=drop_invalid, key=key, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows} anchors of {result.scores['space']['n_rows']:,} x {result.dims} to {result.output}")

@@ -112,13 +112,14 @@ def run(
     head: Annotated[Path, typer.Option("--head", help=HEAD_FILE_HELP)],
     output: opt.Output,
     src_anchors: Annotated[Optional[Path], typer.Option("--src-anchors", help="Source anchors parallel to --tgt-anchors.")] = None,
-    method: opt.Method = "irp",
+    method: opt.Method = "auto",
     center: opt.Center = None,
     scaling: opt.Scaling = None,
     rcond: opt.Rcond = None,
     prune_threshold: opt.Prune = None,
     subspaces: opt.Subspaces = None,
     allow_rank_deficient: opt.AllowRankDeficient = None,
+    min_score: opt.MinScore = None,
     drop_invalid: opt.DropInvalid = False,
     seed: opt.Seed = 0,
     key: opt.Key = None,
@@ -139,7 +140,8 @@ def run(
         result = api.stitch_run(
             src=src, tgt_anchors=tgt_anchors, head=head, output=output, src_anchors=src_anchors, method=method,
             center=center, scaling=scaling, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold,
-            subspaces=subspaces, allow_rank_deficient=allow_rank_deficient, drop_invalid=drop_invalid, seed=seed,
+            subspaces=subspaces, allow_rank_deficient=allow_rank_deficient, min_score=min_score,
+            drop_invalid=drop_invalid, seed=seed,
             key=key, batch_size=batch_size, device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows:,} predictions to {result.output} ({result.parameters.get('method')})")

@@ -23,15 +23,20 @@ def translate(
         Optional[Path],
         typer.Option("--src-anchors", help="Source-space anchors parallel to --tgt-anchors (default: --src rows with the same ids)."),
     ] = None,
-    method: opt.Method = "irp",
+    method: opt.Method = "auto",
     center: opt.Center = None,
     scaling: opt.Scaling = None,
     rcond: opt.Rcond = None,
     prune_threshold: opt.Prune = None,
     subspaces: opt.Subspaces = None,
     allow_rank_deficient: opt.AllowRankDeficient = None,
+    min_score: opt.MinScore = None,
+    confidence: Annotated[bool, typer.Option("--confidence", help="Also write a per-row 'confidence' array (agreement "
+                          "of the cross-validation fold models, -1..1; low = re-embed that row).")] = False,
     save_map: Annotated[Optional[Path], typer.Option("--save-map", help="Also save the fitted map (.safetensors) for --map.")] = None,
     map_file: Annotated[Optional[Path], typer.Option("--map", help="Apply a saved map instead of fitting one.")] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="With --map: apply the map backwards (target -> source), "
+                       "e.g. new-model queries into the old index's space.")] = False,
     drop_invalid: opt.DropInvalid = False,
     seed: opt.Seed = 0,
     key: opt.Key = None,
@@ -42,14 +47,19 @@ def translate(
     verbose: opt.Verbose = False,
     debug: opt.Debug = False,
 ) -> None:
-    """Translate embeddings into another space using parallel anchors (IRP by default).
+    """Translate embeddings into another space using parallel anchors; the method is chosen and checked on them.
+
+    Every fit cross-validates on the anchors and prints a quality estimate (auto: of every method,
+    keeping the best).
 
     \b
     Examples:
       relcli translate --src x.h5 --tgt-anchors ya.h5 -o y_hat.h5
       relcli translate --src x.h5 --src-anchors xa.h5 --tgt-anchors ya.h5 --method procrustes -o y_hat.h5
+      relcli translate --src x.h5 --tgt-anchors ya.h5 --min-score 0.5 --confidence -o y_hat.h5
       relcli translate --src x.h5 --tgt-anchors ya.h5 --save-map map.safetensors -o y_hat.h5
       relcli translate --src x_new.h5 --map map.safetensors -o y_new.h5
+      relcli translate --src queries_y.h5 --map map.safetensors --reverse -o queries_in_x.h5
     """
     configure(device, quiet, verbose, debug)
     from relcli import api
@@ -58,7 +68,8 @@ def translate(
         result = api.translate(
             src, output=output, tgt_anchors=tgt_anchors, src_anchors=src_anchors, method=method, center=center,
             scaling=scaling, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold, subspaces=subspaces,
-            allow_rank_deficient=allow_rank_deficient, save_map=save_map, map=map_file, drop_invalid=drop_invalid,
+            allow_rank_deficient=allow_rank_deficient, min_score=min_score, confidence=confidence, save_map=save_map,
+            map=map_file, reverse=reverse, drop_invalid=drop_invalid,
             seed=seed, key=key, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
         )
     saved = f"; saved the fitted map to {result.files['save_map']}" if "save_map" in result.files else ""

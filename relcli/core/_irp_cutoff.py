@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from relcli.core._scoring import anchor_scores, fold_indices, mean_scores
+
 # 1 − |cos| below this (computed in float64) is round-off: the two anchors are duplicates or
 # exactly (anti)collinear, i.e. at distance 0 for FPS.
 _FPS_ZERO_DISTANCE = 1e-12
@@ -60,35 +62,25 @@ def select_rcond(
 
     For each fold H (seeded split of the k anchors) and each cut-off c: invert the held-out
     anchors' relative rows restricted to the other anchors' columns, Ŷ_H = R[H, F] (Â_{Y,F}ᵀ)⁺_c,
-    and score how well it reconstructs the true held-out target anchors: score = MRR of
-    retrieving ŷ_h among all held-out targets by cosine + mean row cosine cos(ŷ_h, y_h). Both
-    matter: on real encoders retrieval peaks at small cut-offs and direction (what a stitched
-    classifier needs) at larger ones; their sum picked the best stitching cut-off on sample_data.
-    ``anchor_relative`` is the k × k relative matrix of the anchor items (row i: item i against
-    every anchor); ``unit_targets`` the row-normalised (centred) target anchors. Returns the
-    best cut-off (smallest among equals) and every cut-off's mean scores.
+    and score how well it reproduces the true held-out target anchors among all k of them
+    (``relcli.core._scoring.anchor_scores``: retrieval, neighbourhoods and direction; on real
+    encoders retrieval peaks at small cut-offs and direction, what a stitched classifier needs,
+    at larger ones). ``anchor_relative`` is the k × k relative matrix of the anchor items (row i:
+    item i against every anchor); ``unit_targets`` the row-normalised (centred) target anchors.
+    Returns the best cut-off (smallest among equals) and every cut-off's mean scores.
     """
     k = unit_targets.shape[0]
     device, dtype = unit_targets.device, unit_targets.dtype
-    order = torch.randperm(k, generator=torch.Generator().manual_seed(int(seed))).to(device)
-    parts = [p for p in torch.tensor_split(order, min(folds, k)) if len(p) > 1]
-    totals = {c: torch.zeros(2, dtype=torch.float64) for c in grid}
-    for held in parts:
+    per_cut: dict[float, list[dict[str, float]]] = {c: [] for c in grid}
+    for held in fold_indices(k, folds, seed):
+        held = held.to(device)
         kept = torch.ones(k, dtype=torch.bool, device=device)
         kept[held] = False
         u, sigma, vh = torch.linalg.svd(unit_targets[kept], full_matrices=False)
         projected = anchor_relative[held][:, kept].to(dtype) @ u
-        truth = unit_targets[held]
         for c in grid:
             keep = sigma > c * sigma[0]
-            y = (projected[:, keep] / sigma[keep]) @ vh[keep]
-            y = y / torch.linalg.vector_norm(y, dim=1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-            sims = y @ truth.T
-            diagonal = sims.diagonal()
-            ranks = 1 + (sims > diagonal[:, None]).sum(dim=1)
-            totals[c] += torch.tensor([float((1.0 / ranks).mean()), float(diagonal.mean())], dtype=torch.float64)
-    scores = {f"{c:g}": {"mrr": float(t[0]) / len(parts), "cosine": float(t[1]) / len(parts)} for c, t in totals.items()}
-    for value in scores.values():
-        value["score"] = value["mrr"] + value["cosine"]
+            per_cut[c].append(anchor_scores((projected[:, keep] / sigma[keep]) @ vh[keep], held, unit_targets))
+    scores = {f"{c:g}": mean_scores(folds_of_c) for c, folds_of_c in per_cut.items()}
     best = max(grid, key=lambda c: (round(scores[f"{c:g}"]["score"], 12), -c))
     return float(best), scores

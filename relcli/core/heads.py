@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, compute_dtype, row_chunks
 from relcli.core._estimator import Estimator
+from relcli.core.stats import guarded_scale
 from relcli.errors import DataError, FileFormatError, UsageError
 
 
@@ -42,15 +43,17 @@ def _encode_labels(labels, n_rows: int, device: torch.device) -> tuple[torch.Ten
 
 
 def _standardizer(x: torch.Tensor, standardize: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and (population) std; constant dimensions get std 1, not 0."""
+    """Per-dimension mean and (population) std, guarded against dead and near-constant dimensions.
+
+    A dimension that hardly varies in the training rows gets a typical scale (``guarded_scale``):
+    dividing by its own ~1e-33 std would turn the tiny noise of a translated row into logits of
+    ~1e21 and the head's predictions into chance.
+    """
     if not standardize:
         ones = torch.ones(x.shape[1], device=x.device, dtype=x.dtype)
         return torch.zeros_like(ones), ones
     mean = x.mean(dim=0)
-    std = x.std(dim=0, unbiased=False)
-    # A constant column's computed std is pure rounding (≈ eps·|mean|): treat it as constant.
-    constant = std <= 100 * torch.finfo(x.dtype).eps * mean.abs()
-    return mean, torch.where(constant, torch.ones_like(std), std)
+    return mean, guarded_scale(x.std(dim=0, unbiased=False), mean)
 
 
 def _number(value) -> bool:

@@ -22,6 +22,12 @@ TRANSLATORS: dict[str, tuple[str, str]] = {
     "ortho-linear": ("relcli.core.translate:OrthoLinearTranslator", "least squares, then the nearest orthogonal map"),
 }
 
+#: what ``--method`` accepts: ``auto`` (cross-validate every method on the anchors) and each translator.
+METHODS: dict[str, str] = {
+    "auto": "cross-validate every method on the anchors and keep the best",
+    **{name: entry[1] for name, entry in TRANSLATORS.items()},
+}
+
 HEADS: dict[str, tuple[str, str]] = {
     "logistic": ("relcli.core.heads:LogisticHead", "multinomial logistic regression"),
     "mlp": ("relcli.core.heads:MLPHead", "one hidden layer"),

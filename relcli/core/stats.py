@@ -127,3 +127,25 @@ def space_stats(x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) ->
     for sl in row_chunks(x.shape[0], chunk_rows):
         acc.update(x[sl])
     return acc.result()
+
+
+#: a dimension whose std is below this fraction of the typical (rms) std hardly varies: dead or
+#: near-constant (measured on the sample pairs, see README "Defaults, and why").
+DEAD_SCALE = 1e-2
+
+
+def guarded_scale(std: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Per-dimension scales to divide by, safe for dead and near-constant dimensions.
+
+    σ_j is kept unless the dimension hardly varies, in relative terms (σ_j < DEAD_SCALE·rms(σ),
+    rms(σ) = sqrt(mean_j σ_j²), the typical scale) or in absolute terms (σ_j ≤ 32·eps·|μ_j|: what
+    is left is rounding noise of its dtype). Such a dimension gets rms(σ), so it is scaled like a
+    typical one: a value of ~1e-33 with noise of 5e-9 standardises to ~1e-7, not to ~1e24 (real
+    text encoders have units at ~1e-33; ReLU encoders have units that hardly ever fire). When every
+    dimension is constant, every scale is 1.
+    """
+    eps = torch.finfo(std.dtype).eps
+    rms = std.pow(2).mean().sqrt()
+    typical = rms if bool(rms > 0) else torch.ones_like(rms)
+    dead = (std < DEAD_SCALE * typical) | (std <= 32 * eps * mean.abs())
+    return torch.where(dead, typical.expand_as(std), std)

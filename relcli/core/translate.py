@@ -23,10 +23,11 @@ import torch
 from relcli.core import registry
 from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, compute_dtype, row_chunks
 from relcli.core._estimator import Estimator
+from relcli.core._ridge import ridge_loo
+from relcli.core.stats import guarded_scale
 from relcli.errors import DataError, FileFormatError, UsageError
 
 SCALINGS = tuple(registry.SCALINGS)
-DEAD_SCALE = 1e-2
 #: what ``rcond="auto"`` means for the direct methods (measured on sample_data: 1e-6 let nearly
 #: dead source units dominate the least-squares map, CKA 0.02).
 DEFAULT_RCOND = 1e-3
@@ -88,9 +89,10 @@ def _scaling(a: torch.Tensor, scaling: str, guard_dead: bool = False) -> tuple[t
 
     standard: μ = mean, σ_j = population std of dim j; isotropic: μ = mean,
     σ = sqrt(Σ‖a_i − μ‖² / k) / sqrt(d) (one scalar: angles survive); none: μ = 0, σ = 1.
-    With ``guard_dead`` (the source side), a per-dimension σ_j below DEAD_SCALE·rms(σ) — a nearly
-    dead unit, common in ReLU encoders — is replaced by rms(σ): dividing by it would blow a row up
-    by 100× and more wherever that unit fires outside the anchors. The target side keeps its own
+    With ``guard_dead`` (the source side), a dimension that hardly varies over the anchors — a
+    nearly dead unit, common in ReLU encoders — gets a typical scale (``guarded_scale``): dividing by
+    its own σ_j would blow a row up by 100× and more wherever that unit fires outside the anchors.
+    The target side keeps its own
     σ_j, so that a unit that hardly varies in the target does not start varying in the output
     (measured on sample_data: guarding the target too cost up to 21 points of stitching accuracy).
     A scale of 0 left (constant target dimension, identical anchors) is replaced by 1.
@@ -103,8 +105,7 @@ def _scaling(a: torch.Tensor, scaling: str, guard_dead: bool = False) -> tuple[t
     if scaling == "standard":
         scale = centred.pow(2).mean(dim=0).sqrt()
         if guard_dead:
-            rms = scale.pow(2).mean().sqrt()
-            scale = torch.where(scale < DEAD_SCALE * rms, rms, scale)
+            scale = guarded_scale(scale, mean)
     else:
         scale = (centred.pow(2).sum() / (k * d)).sqrt().reshape(1)
     return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -184,7 +185,9 @@ class DirectTranslator(Translator):
     def diagnostics(self) -> dict:
         return {**super().diagnostics(), "rcond_chosen": self.rcond_}
 
-    def _solve(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _solve(self, xs: torch.Tensor, ys: torch.Tensor, to_target, gallery) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """(R, b, extra learned state) for standardised padded anchors; ``to_target`` undoes the
+        target scaling of predictions, to score them against ``gallery`` (the target anchors)."""
         raise TypeError(f"{type(self).__name__} is a base class: use one of {', '.join(DIRECT_TRANSLATORS)}")
 
     def fit(self, source_anchors: torch.Tensor, target_anchors: torch.Tensor, target_norm: float | None = None):
@@ -199,11 +202,14 @@ class DirectTranslator(Translator):
         dim = max(d_x, d_y)
         mu_x, sigma_x = _scaling(xa, self.scaling, guard_dead=True)
         mu_y, sigma_y = _scaling(ya, self.scaling)
-        matrix, bias = self._solve(_pad((xa - mu_x) / sigma_x, dim), _pad((ya - mu_y) / sigma_y, dim))
+        matrix, bias, extra = self._solve(
+            _pad((xa - mu_x) / sigma_x, dim), _pad((ya - mu_y) / sigma_y, dim),
+            lambda ys_hat: ys_hat[:, :d_y] * sigma_y + mu_y, ya,
+        )
         self._set_state(
             source_mean_=mu_x.to(dtype), source_scale_=sigma_x.to(dtype),
             target_mean_=mu_y.to(dtype), target_scale_=sigma_y.to(dtype),
-            matrix_=matrix.to(dtype), bias_=bias.to(dtype), source_dim_=d_x, target_dim_=d_y,
+            matrix_=matrix.to(dtype), bias_=bias.to(dtype), source_dim_=d_x, target_dim_=d_y, **extra,
         )
         return self
 
@@ -235,17 +241,35 @@ class Procrustes(DirectTranslator):
 
     method = "procrustes"
 
-    def _solve(self, xs, ys):
-        return _polar(xs.T @ ys), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+    def _solve(self, xs, ys, to_target, gallery):
+        return _polar(xs.T @ ys), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device), {}
 
 
 class LinearTranslator(DirectTranslator):
-    """Least squares R = X_s⁺ Y_s (minimum-norm when the anchors do not span the source); b = 0."""
+    """Least squares, regularised; b = 0.
+
+    ``rcond="auto"`` (the default): ridge R = (X_sᵀX_s + λI)⁻¹X_sᵀY_s with λ chosen by leave-one-out on
+    the anchors (``relcli.core._ridge``), which works below k = d too; ``alpha_`` is the chosen
+    λ/k and ``alpha_scores_`` every candidate's held-out scores. A number: the truncated
+    pseudo-inverse R = X_s⁺ Y_s keeping σ > rcond·σ_max (``alpha_`` = 0).
+    """
 
     method = "linear"
+    _state = {**DirectTranslator._state, "alpha_": "float", "alpha_scores_": "dict"}
 
-    def _solve(self, xs, ys):
-        return pinv_solve(xs, ys, self.rcond_), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+    def _solve(self, xs, ys, to_target, gallery):
+        zero = torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+        if self.rcond != "auto":
+            return pinv_solve(xs, ys, float(self.rcond)), zero, {"alpha_": 0.0, "alpha_scores_": {}}
+        matrix, alpha, scores = ridge_loo(xs, ys, to_target, gallery)
+        return matrix, zero, {"alpha_": alpha, "alpha_scores_": scores}
+
+    def diagnostics(self) -> dict:
+        facts = super().diagnostics()
+        if self.rcond == "auto":
+            facts.pop("rcond_chosen")
+            facts.update(alpha_chosen=self.alpha_, alpha_scores=self.alpha_scores_)
+        return facts
 
 
 class AffineTranslator(DirectTranslator):
@@ -253,10 +277,10 @@ class AffineTranslator(DirectTranslator):
 
     method = "affine"
 
-    def _solve(self, xs, ys):
+    def _solve(self, xs, ys, to_target, gallery):
         ones = torch.ones(xs.shape[0], 1, dtype=xs.dtype, device=xs.device)
         solution = pinv_solve(torch.cat([xs, ones], dim=1), ys, self.rcond_)
-        return solution[:-1], solution[-1]
+        return solution[:-1], solution[-1], {}
 
 
 class OrthoLinearTranslator(DirectTranslator):
@@ -264,9 +288,9 @@ class OrthoLinearTranslator(DirectTranslator):
 
     method = "ortho-linear"
 
-    def _solve(self, xs, ys):
+    def _solve(self, xs, ys, to_target, gallery):
         r = pinv_solve(xs, ys, self.rcond_)
-        return _polar(r), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
+        return _polar(r), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device), {}
 
 
 DIRECT_TRANSLATORS: dict[str, type[DirectTranslator]] = {

@@ -34,6 +34,14 @@ def as_id_array(values) -> np.ndarray:
     return array
 
 
+def pair_keys(source_ids, ids) -> np.ndarray:
+    """'source<TAB>id' per row: what must be unique in an anchors file taken through a dictionary
+    (many-to-many pairs: an id may come with several partners)."""
+    keys = np.empty(len(ids), dtype=object)
+    keys[:] = [f"{a}\t{b}" for a, b in zip(source_ids.tolist(), ids.tolist())]
+    return keys
+
+
 def check_unique(ids: np.ndarray, path, where: str = "") -> None:
     """Ids must be unique: a duplicate is an error naming it and its two rows."""
     if ids.dtype.kind in "iu":
@@ -116,7 +124,10 @@ class EmbeddingReader:
                 raise FileFormatError(f"has {len(values)} {name} for {self.n_rows} rows", self.path)
             setattr(self, name, as_id_array(values))
         if self.ids is not None:
-            check_unique(self.ids, self.path)
+            source = self.strings("source_ids") if self.kind == "anchors" else None
+            if source is not None and len(source) != len(self.ids):
+                raise FileFormatError(f"has {len(source)} source_ids for {len(self.ids)} rows", self.path)
+            check_unique(self.ids if source is None else pair_keys(source, self.ids), self.path)
         if self.dtype not in FLOAT_DTYPES and not self.dtype.startswith(("int", "uint")):
             raise FileFormatError(f"array {self.key!r} has dtype {self.dtype}, not a number type", self.path)
 

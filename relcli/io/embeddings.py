@@ -19,7 +19,7 @@ import numpy as np
 from relcli.core._common import NONFINITE
 from relcli.errors import DataError, FileFormatError, OutputError, RowsError, UsageError
 from relcli.io.meta import EMBEDDING_KINDS, FORMAT_VERSION, KINDS
-from relcli.io._reader import FLOAT_DTYPES, EmbeddingReader, as_id_array, check_unique
+from relcli.io._reader import FLOAT_DTYPES, EmbeddingReader, as_id_array, check_unique, pair_keys
 from relcli.io.atomic import OutputGroup, check_space, describe_os_error, output_format
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -125,10 +125,11 @@ class EmbeddingWriter:
                 if self.n_rows is not None and len(values) != self.n_rows:
                     raise DataError(f"{len(values)} {name} for {self.n_rows} rows", self.path)
                 self._whole[name] = as_id_array(values)
+        self.id_arrays = {k: as_id_array(v) for k, v in (id_arrays or {}).items()}
         if "ids" in self._whole:
             self._check_ids(self._whole["ids"])
         self._chunks: dict[str, list[np.ndarray]] = {"ids": [], "labels": []}
-        self.id_arrays = {k: as_id_array(v) for k, v in (id_arrays or {}).items()}
+        self._columns: dict[str, list[np.ndarray]] = {}
         self.arrays = {k: _as_numpy(v) for k, v in (arrays or {}).items()}
         self.rows_written = 0
         self._group = group
@@ -136,8 +137,9 @@ class EmbeddingWriter:
         self._format_writer = None
 
     def _check_ids(self, ids: np.ndarray) -> None:
+        source = self.id_arrays.get("source_ids")
         try:
-            check_unique(ids, self.path)
+            check_unique(ids if source is None or len(source) != len(ids) else pair_keys(source, ids), self.path)
         except FileFormatError as exc:
             raise DataError(exc.message, self.path) from None
 
@@ -164,8 +166,9 @@ class EmbeddingWriter:
         except OSError as exc:
             raise OutputError(describe_os_error(exc), self.path) from None
 
-    def write(self, chunk, ids=None, labels=None) -> None:
-        """Append the next rows (torch tensor or numpy array, (rows, dim)), with their ids/labels.
+    def write(self, chunk, ids=None, labels=None, columns: dict | None = None) -> None:
+        """Append the next rows (torch tensor or numpy array, (rows, dim)), with their ids/labels
+        and per-row ``columns`` (name -> one float per row, stored as a float32 array of that name).
 
         Rows holding NaN/Inf (after conversion to the output dtype) raise ``RowsError`` naming
         their positions in ``chunk``; nothing of the chunk is written then.
@@ -187,6 +190,11 @@ class EmbeddingWriter:
                 if len(values) != block.shape[0]:
                     raise DataError(f"{len(values)} {name} for a chunk of {block.shape[0]} rows", self.path)
                 self._chunks[name].append(as_id_array(values))
+        for name, values in (columns or {}).items():
+            values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float32).reshape(-1)
+            if len(values) != block.shape[0]:
+                raise DataError(f"{len(values)} {name} values for a chunk of {block.shape[0]} rows", self.path)
+            self._columns.setdefault(name, []).append(values)
         if self._format_writer is None:
             self._open_format(block.shape[1])
         self._format_writer.append(block)
@@ -243,7 +251,8 @@ class EmbeddingWriter:
                     raise DataError(f"wrote {self.rows_written} of {self.n_rows} rows", self.path)
                 if self._format_writer is None:
                     self._open_format(self.dim or 1)
-                self._format_writer.finish(self._aux(), self.arrays, self.attrs)
+                columns = {name: np.concatenate(parts) for name, parts in self._columns.items()}
+                self._format_writer.finish(self._aux(), {**self.arrays, **columns}, self.attrs)
         except BaseException as error:
             if self._format_writer is not None:
                 self._format_writer.abort()

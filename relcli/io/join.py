@@ -35,31 +35,30 @@ def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: s
     return rows
 
 
-def read_pairs(path: str | os.PathLike) -> dict[str, str]:
-    """Source id -> target id from a two-column TSV; one-to-one pairs only, the first listed wins.
+def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(id, id) pairs from a two-column TSV, in file order, every pair kept (a bilingual dictionary
+    is many-to-many: a word may have several translations, several words one translation).
 
-    Blank lines and lines starting with '#' are skipped; a header line is not special (a pair
-    whose ids do not occur simply never matches).
+    Exact repeats of a pair are kept once. Blank lines and lines starting with '#' are skipped; a
+    header line is not special (a pair whose ids do not occur simply never matches).
     """
     path = Path(path)
     if not path.is_file():
         raise FileFormatError("no such pairs file", path)
-    mapping: dict[str, str] = {}
-    used_targets: set[str] = set()
-    with open(path, newline="", encoding="utf-8") as handle:
-        for line_no, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if not row or not "".join(row).strip() or row[0].startswith("#"):
-                continue
-            if len(row) < 2:
-                raise FileFormatError(f"line {line_no} has {len(row)} column(s); expected source<TAB>target", path)
-            source, target = row[0].strip(), row[1].strip()
-            if source in mapping or target in used_targets:
-                continue
-            mapping[source] = target
-            used_targets.add(target)
-    if not mapping:
+    pairs: dict[tuple[str, str], None] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for line_no, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+                if not row or not "".join(row).strip() or row[0].startswith("#"):
+                    continue
+                if len(row) < 2:
+                    raise FileFormatError(f"line {line_no} has {len(row)} column(s); expected source<TAB>target", path)
+                pairs[(row[0].strip(), row[1].strip())] = None
+    except UnicodeDecodeError:
+        raise FileFormatError("is not valid UTF-8 text", path) from None
+    if not pairs:
         raise FileFormatError("holds no id pairs", path)
-    return mapping
+    return list(pairs)
 
 
 def read_id_list(path: str | os.PathLike) -> list[str]:

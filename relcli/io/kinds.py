@@ -204,8 +204,17 @@ def predictions_layout(classes) -> dict[str, Any]:
 # --------------------------------------------------------------------------- fitted estimators
 
 
-def save_estimator(path: str | os.PathLike, estimator, kind: str, attrs: dict[str, Any] | None = None, group=None) -> Path:
-    """Write a fitted translator or head (tensors + params + state) as a safetensors file, atomically."""
+REVERSE = "reverse."
+
+
+def save_estimator(
+    path: str | os.PathLike, estimator, kind: str, attrs: dict[str, Any] | None = None, group=None, reverse=None
+) -> Path:
+    """Write a fitted translator or head (tensors + params + state) as a safetensors file, atomically.
+
+    ``reverse``: a translator fitted the other way on the same anchors, stored beside it (tensors
+    prefixed ``reverse.``, metadata ``relcli.reverse`` = {estimator, params, state}).
+    """
     from relcli.io.atomic import OutputGroup
     from relcli.io.safetensors import write_tensors
 
@@ -217,6 +226,10 @@ def save_estimator(path: str | os.PathLike, estimator, kind: str, attrs: dict[st
         "format": meta.FORMAT_VERSION, "kind": kind, "estimator": type(estimator).__name__,
         "params": estimator.get_params(), "state": extras, **(attrs or {}),
     }
+    if reverse is not None:
+        reverse_tensors, reverse_extras = reverse.fitted_state()
+        tensors = {**tensors, **{REVERSE + name: value for name, value in reverse_tensors.items()}}
+        layout["reverse"] = {"estimator": type(reverse).__name__, "params": reverse.get_params(), "state": reverse_extras}
     own = group is None
     group = group or OutputGroup()
     try:
@@ -243,8 +256,11 @@ def read_estimator_meta(path: Path) -> tuple[dict[str, Any], Any]:
     return attrs, tensors
 
 
-def load_estimator(path: str | os.PathLike, kind: str):
-    """Rebuild a saved translator or head by its recorded kind and class; (estimator, metadata)."""
+def load_estimator(path: str | os.PathLike, kind: str, reverse: bool = False):
+    """Rebuild a saved translator or head by its recorded kind and class; (estimator, metadata).
+
+    ``reverse``: the map stored beside a translator for the other direction (``save_estimator``).
+    """
     from relcli.core._estimator import estimator_class
     from relcli.core.heads import Head
     from relcli.core.translate import Translator
@@ -254,15 +270,22 @@ def load_estimator(path: str | os.PathLike, kind: str):
     if attrs.get("kind") != kind:
         what = {"translator": "a fitted map (translate --save-map)", "head": "a head (stitch fit)"}[kind]
         raise FileFormatError(f"is a {attrs.get('kind', 'embeddings')!r} file, not {what}", path)
+    record = attrs
+    if reverse:
+        record = attrs.get("reverse")
+        if not isinstance(record, dict):
+            raise FileFormatError("holds no reverse map (saved before relcli 0.2, or not by translate --save-map)", path)
+    own = {name: t for name, t in tensors.items() if name.startswith(REVERSE) == reverse}
+    own = {name[len(REVERSE):] if reverse else name: t for name, t in own.items()}
     try:
-        cls = estimator_class(attrs.get("estimator"))
+        cls = estimator_class(record.get("estimator"))
         expected = Translator if kind == "translator" else Head
         if not issubclass(cls, expected):
             raise FileFormatError(f"relcli.estimator {cls.__name__} is not a {kind}")
         for field in ("params", "state"):
-            if not isinstance(attrs.get(field, {}), dict):
+            if not isinstance(record.get(field, {}), dict):
                 raise FileFormatError(f"relcli.{field} must be an object")
-        estimator = cls.from_fitted_state(attrs.get("params", {}), tensors, attrs.get("state", {}))
+        estimator = cls.from_fitted_state(record.get("params", {}), own, record.get("state", {}))
     except FileFormatError as exc:
         raise FileFormatError(exc.message, path) from None
     return estimator, attrs

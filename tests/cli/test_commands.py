@@ -159,16 +159,16 @@ def test_anchors_pairs_map_ids_across_vocabularies(data, tmp_path):
     numbers = [int(i.split("-")[1]) for i in en_ids]
     spare = next(j for j in range(N) if j not in numbers)
     first = numbers[0]
-    lines = ["# source\ttarget", f"en-{first}\tfr-{spare}", ""]  # listed first: it wins
-    lines += [f"en-{i}\tfr-{i}" for i in range(N)]  # en-first -> fr-first and en-spare -> fr-spare lose
+    lines = ["# source\ttarget", f"en-{first}\tfr-{spare}", ""]  # a second translation of en-first
+    lines += [f"en-{i}\tfr-{i}" for i in range(N)]  # and en-spare -> fr-spare: fr-spare has two sources
     (tmp_path / "en_fr.tsv").write_text("\n".join(lines) + "\n")
 
     out = tmp_path / "fr_a.h5"
     ok(invoke("anchors", fr, "--like", tmp_path / "en_a.h5", "--pairs", tmp_path / "en_fr.tsv", "-o", out))
     a = load(out)
-    expected = [spare] + numbers[1:]
+    expected = [spare, first] + numbers[1:]  # many-to-many: every pair whose two ids exist, in dictionary order
     assert a.ids == [f"fr-{j}" for j in expected]
-    assert a.reader_strings["source_ids"] == en_ids  # both ids recorded, row by row
+    assert a.reader_strings["source_ids"] == [en_ids[0]] + en_ids  # both ids recorded, row by row
     np.testing.assert_array_equal(a.matrix, data.y[expected])
     assert a.attrs["anchor_method"]["pairs"] == str(tmp_path / "en_fr.tsv")
 
@@ -293,7 +293,8 @@ def test_invert_equals_translate_irp(data, tmp_path, options):
     irp_options = [o for o in options if o != "--center"]
     ok(invoke("project", data.x_h5, "--anchors", data.xa, *project_options, "-o", tmp_path / "rel.h5"))
     ok(invoke("invert", tmp_path / "rel.h5", "--anchors", data.ya, *irp_options, "-o", tmp_path / "inv.h5"))
-    ok(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.ya, *options, "-o", tmp_path / "tr.h5"))
+    ok(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.ya, "--method", "irp", *options,
+              "-o", tmp_path / "tr.h5"))
     inv, tr = load(tmp_path / "inv.h5"), load(tmp_path / "tr.h5")
     assert inv.ids == tr.ids == data.ids
     scale = np.abs(inv.matrix).max()

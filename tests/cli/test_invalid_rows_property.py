@@ -54,13 +54,13 @@ def steps(s: Spaces):
     return {
         "project": (True, lambda src, o, b, drop: api.project(src, anchors=s.xa, output=o, batch_size=b, drop_invalid=drop)),
         "translate-irp": (True, lambda src, o, b, drop: api.translate(src, output=o, tgt_anchors=s.ya, src_anchors=s.xa,
-                                                                     rcond=0.01, batch_size=b, drop_invalid=drop)),
+                                                                     method="irp", rcond=0.01, batch_size=b, drop_invalid=drop)),
         "translate-procrustes": (False, lambda src, o, b, drop: api.translate(
             src, output=o, tgt_anchors=s.ya, src_anchors=s.xa, method="procrustes", batch_size=b, drop_invalid=drop)),
         "stitch-apply": (False, lambda src, o, b, drop: api.stitch_apply(src, head=s.head, output=o, batch_size=b,
                                                                         drop_invalid=drop)),
         "stitch-run": (True, lambda src, o, b, drop: api.stitch_run(src=src, tgt_anchors=s.ya, src_anchors=s.xa,
-                                                                   head=s.head, output=o, rcond=0.01, batch_size=b,
+                                                                   head=s.head, output=o, method="irp", rcond=0.01, batch_size=b,
                                                                    drop_invalid=drop)),
     }
 

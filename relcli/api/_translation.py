@@ -1,0 +1,155 @@
+"""Fitting (or loading) a translator from files: what ``translate`` and ``stitch run`` share.
+
+The fit goes through ``relcli.core.selection``: the method (or, with ``auto``, every candidate) is
+cross-validated on the parallel anchors, so every fitted translation comes with a quality
+estimate, a one-line summary, a warning when it is poor, and fold models for per-row confidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relcli.api._context import as_path, blame, compute_dtype_of, load_anchors, parallel, rows_by_keys
+from relcli.errors import DataError, UsageError, describe_rows
+
+#: condition number of the kept IRP spectrum above which a warning says results may be poor.
+BAD_CONDITION = 1e4
+FIT_OPTIONS = ("center", "scaling", "rcond", "prune_threshold", "subspaces", "allow_rank_deficient")
+
+
+@dataclass
+class Translation:
+    """A fitted (or loaded) translator and what to record and say about it."""
+
+    translator: Any
+    info: dict[str, Any]
+    inputs: list
+    selection: Any = None
+    reverse: Any = None
+    warnings: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def estimate(self) -> dict[str, float]:
+        return self.info.get("estimate") or {}
+
+
+def _check_rows(vectors, keys: list[str], path, what: str, need_direction: bool) -> None:
+    from relcli.core._common import invalid_rows
+
+    _, problems = invalid_rows(vectors, need_direction)
+    if problems:
+        problem, positions = problems[0]
+        raise DataError(f"{what}: {problem} in {describe_rows([keys[p] for p in positions.tolist()])}", path)
+
+
+def fit_translation(
+    src_reader, src: Path, tgt_anchors, src_anchors, method: str, options: dict, seed: int, device,
+    reverse: bool = False, min_score: float | None = None,
+) -> Translation:
+    """Cross-validate and fit ``method`` (or ``auto``) on parallel anchors: the target anchors, and the
+    source rows with the same ids (or ``src_anchors``, matched by id). ``reverse`` also fits the map
+    back (target → source) with the chosen method. ``min_score``: a quality estimate below it is an
+    error, before anything is written."""
+    from relcli.core.registry import make_translator
+    from relcli.core.selection import POOR_SCORE, select_translator
+
+    tgt_anchors = Path(tgt_anchors)
+    target = load_anchors(tgt_anchors, device)
+    if src_anchors is not None:
+        source = load_anchors(src_anchors, device)
+        source_vectors, source_path = parallel(source, target), Path(src_anchors)
+    else:
+        rows = rows_by_keys(target.join_keys, src_reader.row_keys(), src, f"anchor ids of {tgt_anchors.name}")
+        source_vectors, source_path = src_reader.read_rows(rows).to(device), src
+    if source_vectors.shape[1] != src_reader.dim:
+        raise DataError(
+            f"dimension mismatch: {src.name} has {src_reader.dim} dims, source anchors have {source_vectors.shape[1]}",
+            source_path,
+        )
+    cdtype = compute_dtype_of(src_reader.dtype)
+    source_vectors, target_vectors = source_vectors.to(cdtype), target.vectors.to(cdtype)
+    _check_rows(source_vectors, target.join_keys, source_path, "source anchors", True)
+    _check_rows(target_vectors, target.keys, tgt_anchors, "target anchors", False)
+    with blame(tgt_anchors):
+        selection = select_translator(source_vectors, target_vectors, method, options, seed, target.stats.mean_norm)
+    translator = selection.translator
+    info = {"method": translator.method, "requested": method, **translator.get_params(),
+            "anchors": int(target_vectors.shape[0]), **translator.diagnostics(), "estimate": selection.estimate,
+            "selection": selection.record()}
+    translation = Translation(translator, info, [src, tgt_anchors, as_path(src_anchors)], selection)
+    _report(translation, tgt_anchors, method, POOR_SCORE, min_score)
+    if reverse:
+        chosen = selection.chosen
+        with blame(tgt_anchors):
+            translation.reverse = make_translator(chosen.method, seed=seed, **chosen.options).fit(target_vectors, source_vectors)
+    return translation
+
+
+def _report(translation: Translation, path: Path, requested: str, poor: float, min_score: float | None) -> None:
+    """The one-line summary of the estimate, the gate, warnings, and details for -v."""
+    info, selection = translation.info, translation.selection
+    estimate = selection.estimate
+    if not estimate:
+        translation.warnings.append(
+            f"{path}: {info['anchors']} anchors are too few to hold any out: no quality estimate (use 10 or more)")
+    else:
+        chose = f"auto chose {selection.chosen.name}" if requested == "auto" else selection.chosen.name
+        translation.notes.append(
+            f"{chose}: estimated held-out score {estimate['score']:.3f} ± {estimate['spread']:.3f} (anchor retrieval "
+            f"MRR {estimate['mrr']:.3f}, top-1 {estimate['top1']:.3f}, neighbour recall@10 {estimate['recall10']:.3f}, "
+            f"centred cosine {estimate['cosine']:.3f}; {len(selection.chosen.fold_models)} folds of {info['anchors']} anchors)"
+        )
+        for candidate in selection.candidates:
+            scored = f"score {candidate.scores['score']:.3f}" if candidate.error is None else f"failed: {candidate.error}"
+            translation.details.append(f"  candidate {candidate.name}: {scored}")
+        if min_score is not None and not estimate["score"] >= min_score:
+            raise DataError(f"estimated held-out score {estimate['score']:.3f} of {selection.chosen.name} is below "
+                            f"--min-score {min_score:g}; nothing was written", path)
+        if estimate["score"] < poor:
+            translation.warnings.append(
+                f"{path}: the translation looks poor (estimated held-out score {estimate['score']:.3f} < {poor:g}: held-out "
+                "anchors are not reproduced); check that the anchors are parallel, try --method auto, more anchors or --center")
+    if info.get("alpha_scores"):
+        table = ", ".join(f"{a}: {v['score']:.3f}" for a, v in info["alpha_scores"].items())
+        translation.details.append(f"linear: ridge alpha={info['alpha_chosen']:g} by leave-one-out (scores: {table})")
+    describe_conditioning(translation, path)
+
+
+def describe_conditioning(translation: Translation, path: Path) -> None:
+    """IRP's cut-off choice and conditioning for -v, and a warning when the inverse amplifies noise."""
+    info = translation.info
+    if info.get("rcond_scores"):
+        table = ", ".join(f"{c}: {v['score']:.3f}" for c, v in info["rcond_scores"].items())
+        translation.details.append(f"IRP rcond=auto chose {info['rcond_chosen']:g} (held-out anchor scores: {table})")
+    if "kept_condition_numbers" in info:
+        translation.details.append(
+            f"IRP target anchors: condition number {', '.join(f'{c:.3g}' for c in info['condition_numbers'])}; kept "
+            f"{', '.join(map(str, info['ranks']))} of {info['target_dim']} directions "
+            f"(condition {', '.join(f'{c:.3g}' for c in info['kept_condition_numbers'])})"
+        )
+        worst = max(info["kept_condition_numbers"])
+        if worst > BAD_CONDITION:
+            translation.warnings.append(
+                f"{path}: the IRP inverse is badly conditioned (condition number {worst:.3g} at rcond={info['rcond_chosen']:g}); "
+                "results may be poor: use --rcond auto or a larger --rcond, more or more diverse anchors, or --prune-threshold"
+            )
+
+
+def load_translation(map_path, src: Path, reverse: bool = False) -> Translation:
+    """A map saved by ``translate --save-map`` (its reverse with ``reverse``)."""
+    from relcli.io.kinds import load_estimator
+
+    translator, attrs = load_estimator(Path(map_path), "translator", reverse=reverse)
+    info = attrs.get("translation") if isinstance(attrs.get("translation"), dict) else {"method": translator.method}
+    info = {**info, "method": translator.method, "map": str(map_path), "reverse": reverse}
+    return Translation(translator, info, [src, Path(map_path)])
+
+
+def check_map_options(map_path, src_anchors, options: dict, method: str) -> None:
+    """A saved map is applied as it was fitted: fitting options with --map are a usage error."""
+    if map_path is not None and (src_anchors is not None or method != "auto" or any(v is not None for v in options.values())):
+        raise UsageError("--map applies a saved map as it was fitted: drop --src-anchors, --method and the fitting options")

@@ -1,0 +1,162 @@
+"""Choosing a translator from the user's own anchors, and saying how good it will be.
+
+K-fold cross-validation on the parallel anchors: each candidate (a method with options) is fitted
+on K−1 folds and scored on how well it reproduces the held-out fold's target anchors among all k
+(``relcli.core._scoring``). The candidate with the best mean score wins and is refitted on every
+anchor. Its mean held-out score is the **quality estimate**; its spread over folds comes with it.
+The fold models also give a **per-row confidence**: how much the K fold translations of a row agree
+with the full model's (rows that the anchors pin down agree; rows far from every anchor do not).
+
+``--method auto`` cross-validates every candidate of ``AUTO_CANDIDATES``; an explicit method is
+cross-validated alone, so it gets the same estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from relcli.core._scoring import anchor_scores, fold_indices, mean_scores
+from relcli.core.registry import make_translator
+from relcli.errors import DataError, RelcliError
+
+FOLDS = 5
+MIN_ANCHORS = 10
+#: the candidates of ``--method auto``: every method, IRP both uncentred and centred (and allowed
+#: fewer anchors than dimensions: cross-validation decides). ``affine`` is left out: with standard
+#: scaling it equals ``linear``.
+AUTO_CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("irp", {"center": False, "allow_rank_deficient": True}),
+    ("irp", {"center": True, "allow_rank_deficient": True}),
+    ("procrustes", {}),
+    ("linear", {}),
+    ("ortho-linear", {}),
+)
+#: below this estimated score a translation is called poor and a warning says so (see README).
+POOR_SCORE = 0.2
+
+
+def describe(method: str, options: dict[str, Any]) -> str:
+    """'irp (center)', 'procrustes': how a candidate is named in reports."""
+    flags = [name if value is True else f"{name}={value}" for name, value in options.items() if value not in (None, False)]
+    return f"{method} ({', '.join(flags)})" if flags else method
+
+
+@dataclass
+class Candidate:
+    """One cross-validated candidate: its held-out scores, or why it could not be fitted."""
+
+    method: str
+    options: dict[str, Any]
+    scores: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    fold_models: list = field(default_factory=list, repr=False)
+
+    @property
+    def name(self) -> str:
+        return describe(self.method, self.options)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able, for provenance."""
+        return {"method": self.method, "options": self.options, **({"error": self.error} if self.error else self.scores)}
+
+
+@dataclass
+class Selection:
+    """The chosen, refitted translator, the estimate, and every candidate's record."""
+
+    translator: Any
+    chosen: Candidate
+    candidates: list[Candidate]
+    output_mean: torch.Tensor = field(repr=False, default=None)
+
+    @property
+    def estimate(self) -> dict[str, float]:
+        return self.chosen.scores
+
+    def record(self) -> dict[str, Any]:
+        return {"chosen": self.chosen.name, "estimate": self.estimate, "folds": len(self.chosen.fold_models),
+                "candidates": [c.record() for c in self.candidates]}
+
+    def confidence(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-row agreement of the fold models with the full model's translation ``y`` of ``x``:
+        mean_f cos(T_f(x) − μ, y − μ), μ = the full model's mean output over the anchors. In [-1, 1]."""
+        mean = self.output_mean
+        reference = y - mean.to(y)
+        reference = reference / torch.linalg.vector_norm(reference, dim=1, keepdim=True).clamp_min(torch.finfo(y.dtype).tiny)
+        total = torch.zeros(x.shape[0], dtype=y.dtype, device=y.device)
+        for model in self.chosen.fold_models:
+            other = model.transform(x, chunk_rows=None) - mean.to(y)
+            other = other / torch.linalg.vector_norm(other, dim=1, keepdim=True).clamp_min(torch.finfo(y.dtype).tiny)
+            total += (other * reference).sum(dim=1)
+        return total / max(len(self.chosen.fold_models), 1)
+
+
+def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm, folds: int) -> None:
+    """Fill ``candidate.scores`` (mean held-out scores and spread) and its fold models, or its error."""
+    k = source.shape[0]
+    per_fold, models = [], []
+    options = dict(candidate.options)
+    if candidate.method == "irp":
+        options["allow_rank_deficient"] = True  # a fold has fewer anchors than the whole set
+    try:
+        for held in fold_indices(k, folds, seed):
+            kept = torch.ones(k, dtype=torch.bool)
+            kept[held] = False
+            kept = kept.to(source.device)
+            model = make_translator(candidate.method, seed=seed, **options).fit(source[kept], target[kept], target_norm)
+            per_fold.append(anchor_scores(model.transform(source[held.to(source.device)], chunk_rows=None),
+                                          held.to(source.device), target))
+            models.append(model)
+    except RelcliError as exc:
+        candidate.error = exc.message
+        return
+    candidate.scores, candidate.fold_models = mean_scores(per_fold), models
+
+
+def select_translator(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    method: str = "auto",
+    options: dict[str, Any] | None = None,
+    seed: int = 0,
+    target_norm: float | None = None,
+    folds: int = FOLDS,
+) -> Selection:
+    """Cross-validate ``method`` (or every auto candidate) on parallel anchors and refit the best.
+
+    ``options`` given by the user (None = the method's default) apply to every candidate that
+    takes them and rule out the candidates that contradict them (``center=True`` keeps only the
+    centred IRP). With fewer than MIN_ANCHORS anchors nothing can be held out: the estimate is
+    then empty and ``auto`` takes procrustes.
+    """
+    from relcli.core.registry import options_of
+
+    given = {name: value for name, value in (options or {}).items() if value is not None}
+    if method == "auto":
+        pool = []
+        for name, defaults in AUTO_CANDIDATES:
+            accepted = options_of(name)
+            if any(name_ in given and given[name_] != value for name_, value in defaults.items()):
+                continue
+            merged = {**defaults, **{o: v for o, v in given.items() if o in accepted}}
+            if (name, merged) not in pool:
+                pool.append((name, merged))
+        make_translator(pool[0][0], seed=seed, **{o: v for o, v in given.items() if o in options_of(pool[0][0])})
+    else:
+        make_translator(method, seed=seed, **given)  # a usage error before any work
+        pool = [(method, given)]
+    candidates = [Candidate(name, opts) for name, opts in pool]
+    if source.shape[0] >= MIN_ANCHORS:
+        for candidate in candidates:
+            _cross_validate(candidate, source, target, seed, target_norm, folds)
+        scored = [c for c in candidates if c.error is None]
+        if not scored:
+            raise DataError(f"no method could be fitted on the anchors: {candidates[0].name}: {candidates[0].error}")
+        chosen = max(scored, key=lambda c: round(c.scores["score"], 12))
+    else:
+        chosen = candidates[0] if method != "auto" else Candidate("procrustes", {})
+    translator = make_translator(chosen.method, seed=seed, **chosen.options).fit(source, target, target_norm)
+    return Selection(translator, chosen, candidates, translator.transform(source, chunk_rows=None).mean(dim=0))
