@@ -1,3 +1,3 @@
-from relcli.cli.app import main
+from relcli.cli import main
 
 main()

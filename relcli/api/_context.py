@@ -11,7 +11,8 @@ import numpy as np
 
 from relcli.errors import DataError, RowsError, UsageError, describe_rows
 
-DEFAULT_BATCH = 65536
+DEFAULT_BATCH = None  # rows per chunk: None = as many as fit in CHUNK_BYTES
+CHUNK_BYTES = 32 << 20
 
 
 def resolve_device(spec: str | None = None):
@@ -55,10 +56,19 @@ def output_dtype(requested: str | None, file_dtype: str) -> str:
     return file_dtype if file_dtype in FLOAT_DTYPES else "float32"
 
 
-def check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+def check_batch_size(batch_size: int | None) -> int | None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise UsageError(f"--batch-size must be a positive integer, got {batch_size!r}")
     return batch_size
+
+
+def rows_per_chunk(batch_size: int | None, width: int) -> int:
+    """``batch_size``, or (None) the rows of float32 that fill CHUNK_BYTES at ``width`` columns
+    (between 1,024 and 65,536): big enough for an efficient GEMM, small enough that the few chunks
+    in flight (one being read, one computed, one written) keep memory flat and low."""
+    if batch_size is not None:
+        return batch_size
+    return max(1024, min(65536, CHUNK_BYTES // (4 * max(width, 1))))
 
 
 def check_seed(seed: int) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from relcli.api._pipeline import Background, prefetch
 from relcli.errors import DataError, RowsError, describe_rows
 
 DROP_HINT = "; use --drop-invalid to skip them"
@@ -74,13 +75,24 @@ class RowLoop:
         if self._progress is not None:
             self._progress(self._description, self._done, self.n_rows)
 
-    def read(self, reader, *, device, dtype, batch_size: int, need_direction: bool) -> Iterator[tuple[np.ndarray, object]]:
-        """(rows, chunk on ``device`` in ``dtype``) over ``reader``, bad input rows rejected."""
+    def read(self, reader, *, device, dtype, batch_size: int | None, need_direction: bool,
+             width: int = 0) -> Iterator[tuple[np.ndarray, object]]:
+        """(rows, chunk on ``device`` in ``dtype``) over ``reader``, bad input rows rejected.
+
+        Chunks are ``batch_size`` rows, or (None) sized by ``rows_per_chunk`` for the wider of
+        the input and ``width`` (the output's columns). The next chunk is read in a thread while
+        this one is used (``prefetch``); for CUDA it is read into pinned memory and copied
+        asynchronously.
+        """
+        from relcli.api._context import rows_per_chunk
         from relcli.core._common import invalid_rows
 
-        for start, block in reader.iter_chunks(batch_size):
+        pin = getattr(device, "type", str(device)) == "cuda"
+        rows_each = rows_per_chunk(batch_size, max(reader.dim, width))
+        blocks = ((start, block.pin_memory() if pin else block) for start, block in reader.iter_chunks(rows_each))
+        for start, block in prefetch(blocks):
             rows = np.arange(start, start + block.shape[0], dtype=np.int64)
-            data = block.to(device=device, dtype=dtype)
+            data = block.to(device=device, dtype=dtype, non_blocking=pin)
             mask, problems = invalid_rows(data, need_direction)
             for problem, positions in problems:
                 self.reject(rows[positions.cpu().numpy()], problem)
@@ -103,29 +115,32 @@ class RowLoop:
         ``labels_of(output)`` gives the labels to write (predictions); else the input's labels
         travel with the rows. ``columns_of(chunk, output)`` gives per-row values to write beside
         them ({name: values}). A ``RowsError`` from the transform or the writer rejects those rows
-        (see ``reject``) and the rest of the chunk is done again without them.
+        (see ``reject``) and the rest of the chunk is done again without them. Writing happens in
+        a background thread while the next chunk computes.
         """
-        for rows, data in chunks:
-            count = len(rows)
-            while len(rows):
-                try:
-                    output = transform(data)
-                    if writer is not None:
-                        labels = labels_of(output) if labels_of else None if self.labels is None else self.labels[rows]
-                        columns = columns_of(data, output) if columns_of else None
-                        writer.write(output, ids=None if self.ids is None else self.ids[rows], labels=labels, columns=columns)
-                    if on_output is not None:
-                        on_output(rows, output)
-                    self.written += len(rows)
-                    break
-                except RowsError as error:
-                    bad = np.asarray(error.positions, dtype=np.int64)
-                    where = " of the output" if error.what == "output" else ""
-                    self.reject(rows[bad], f"{error.problem}{where}")
-                    keep = np.ones(len(rows), dtype=bool)
-                    keep[bad] = False
-                    rows, data = rows[keep], _take(data, keep)
-            self.advance(count)
+        with Background() as background:
+            for rows, data in chunks:
+                count = len(rows)
+                while len(rows):
+                    try:
+                        output = transform(data)
+                        if writer is not None:
+                            labels = labels_of(output) if labels_of else None if self.labels is None else self.labels[rows]
+                            columns = columns_of(data, output) if columns_of else None
+                            ids = None if self.ids is None else self.ids[rows]
+                            background.submit(writer.append, writer.prepare(output, ids, labels, columns))
+                        if on_output is not None:
+                            on_output(rows, output)
+                        self.written += len(rows)
+                        break
+                    except RowsError as error:
+                        bad = np.asarray(error.positions, dtype=np.int64)
+                        where = " of the output" if error.what == "output" else ""
+                        self.reject(rows[bad], f"{error.problem}{where}")
+                        keep = np.ones(len(rows), dtype=bool)
+                        keep[bad] = False
+                        rows, data = rows[keep], _take(data, keep)
+                self.advance(count)
         return self.written
 
 

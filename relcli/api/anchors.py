@@ -17,6 +17,7 @@ from relcli.api._context import (
     provenance,
     resolve_device,
     rows_by_keys,
+    rows_per_chunk,
     take,
 )
 from relcli.api._results import Progress, Result
@@ -91,6 +92,19 @@ def _paired_rows(reader, pairs: Path, target: Path) -> np.ndarray:
     return np.asarray([key in have for key in reader.row_keys()], dtype=bool)
 
 
+def _candidate_pool(n_rows: int, eligible, strategy: str, n_anchors: int, candidates: int | None, seed: int):
+    """The rows fps and kmeans choose among: all eligible rows, or a seeded random sample of
+    ``candidates`` of them (default max(16·k, 10,000)) when there are more: fps and k-means cost
+    O(rows · k · d), and on a sample their anchors cover the space as well (README: Performance)."""
+    if strategy not in ("fps", "kmeans"):
+        return None
+    rows = np.flatnonzero(eligible) if eligible is not None else np.arange(n_rows, dtype=np.int64)
+    size = candidates if candidates is not None else max(16 * n_anchors, 10_000)
+    if len(rows) <= size:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size, replace=False))
+
+
 def anchors(
     input,
     *,
@@ -101,10 +115,11 @@ def anchors(
     like=None,
     pairs=None,
     target=None,
+    candidates: int | None = None,
     drop_invalid: bool = False,
     key: str | None = None,
     dtype: str | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
     progress: Progress | None = None,
 ) -> Result:
@@ -114,7 +129,9 @@ def anchors(
     out with a count), plus the whole space's statistics.
 
     Every row of ``input`` must be usable as an anchor (finite, not all zeros) unless
-    ``drop_invalid``, which leaves such rows out of the statistics and of the choice.
+    ``drop_invalid``, which leaves such rows out of the statistics and of the choice. fps and
+    kmeans choose among at most ``candidates`` rows (a seeded sample; default max(16·k, 10,000)),
+    gathered during the one streaming pass that computes the statistics: memory stays flat in N.
     """
     import torch
 
@@ -128,16 +145,28 @@ def anchors(
     check_batch_size(batch_size)
     check_seed(seed)
     _check_usage(n_anchors, strategy, like, pairs, target)
+    if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1):
+        raise UsageError(f"--candidates must be a positive integer, got {candidates!r}")
     torch_device = resolve_device(device)
     result = Result("anchors", output, files={"output": output})
 
     with open_embeddings(input, key=key) as reader:
         expect_kind(reader, ("embeddings", "anchors"), "anchors")
-        accumulator = SpaceStatsAccumulator()
+        eligible = None if like is not None or pairs is None else _paired_rows(reader, pairs, target)
+        pool = _candidate_pool(reader.n_rows, eligible, strategy, n_anchors, candidates, seed) if like is None else None
+        accumulator, kept = SpaceStatsAccumulator(), {}
         loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress, description=f"statistics {input.name}")
+
+        def collect(rows, chunk):
+            accumulator.update(chunk)
+            if pool is not None:  # the candidates of fps/kmeans, gathered on the way
+                hit = np.isin(rows, pool)
+                if hit.any():
+                    kept[int(rows[0])] = (rows[hit], chunk[torch.from_numpy(hit)])
+
         chunks = loop.read(reader, device=torch.device("cpu"), dtype=compute_dtype_of(reader.dtype),
                            batch_size=batch_size, need_direction=True)
-        loop.run(chunks, lambda chunk: chunk, on_output=lambda rows, chunk: accumulator.update(chunk))
+        loop.run(chunks, lambda chunk: chunk, on_output=collect)
         if loop.written == 0:
             raise DataError("has no usable rows to choose anchors from", input)
         stats = accumulator.result()
@@ -148,9 +177,14 @@ def anchors(
             rows, source_ids = _like_rows(reader, input, like, pairs, usable, result)
             method = {"like": str(like), "pairs": None if pairs is None else str(pairs)}
         else:
-            if pairs is not None:
-                usable &= _paired_rows(reader, pairs, target)
-            valid = np.flatnonzero(usable)
+            if eligible is not None:
+                usable &= eligible
+            x = None
+            if pool is not None:
+                valid = np.concatenate([r for r, _ in kept.values()]) if kept else np.zeros(0, dtype=np.int64)
+                x = torch.cat([c for _, c in kept.values()]).to(torch_device) if kept else None
+            else:
+                valid = np.flatnonzero(usable)
             if n_anchors > len(valid):
                 what = "rows" + (" without NaN/Inf or zeros" if loop.dropped else "") + (" with a pair" if pairs else "")
                 raise DataError(f"-n {n_anchors}: asked for {n_anchors} anchors but the file has only {len(valid)} {what}", input)
@@ -160,14 +194,12 @@ def anchors(
                     raise UsageError("--strategy per-class needs labels, and this file has none", input)
                 _, codes = np.unique(reader.labels[valid].astype(str), return_inverse=True)
                 labels = torch.from_numpy(codes.astype(np.int64).reshape(-1))
-            x = None
-            if strategy in ("fps", "kmeans"):
-                x = reader.read_rows(valid).to(torch_device, compute_dtype_of(reader.dtype))
             with blame(input):
                 chosen = select_anchors(strategy, n_anchors, x=x, labels=labels, n_rows=len(valid), seed=seed,
-                                        chunk_rows=batch_size)
+                                        chunk_rows=rows_per_chunk(batch_size, n_anchors))
             rows = valid[chosen.numpy()]
             method = {"n_anchors": n_anchors, "strategy": strategy, "seed": seed,
+                      **({"candidates": len(valid)} if pool is not None else {}),
                       **({"pairs": str(pairs), "target": str(target)} if pairs is not None else {})}
         ids = take(reader.ids, rows) if reader.ids is not None else rows.astype(np.int64)
         layout = anchors_layout(stats, method, source_ids)

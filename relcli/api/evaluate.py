@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from relcli.api._context import DEFAULT_BATCH, as_path, blame, check_batch_size, check_seed, compute_dtype_of, resolve_device, rows_by_keys
+from relcli.api._context import (
+    DEFAULT_BATCH, as_path, blame, check_batch_size, check_seed, compute_dtype_of, resolve_device, rows_by_keys, rows_per_chunk,
+)
 from relcli.api._results import Evaluation
 from relcli.api._rows import RowLoop
 from relcli.errors import DataError, UsageError
@@ -46,6 +48,7 @@ def _load(reader, rows, device, need_direction: bool, batch_size: int):
     from relcli.core._common import invalid_rows
 
     loop = RowLoop.over(reader, hint="")
+    batch_size = rows_per_chunk(batch_size, reader.dim)
     wanted = np.arange(reader.n_rows, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     parts = []
     for start in range(0, len(wanted), batch_size):
@@ -71,7 +74,7 @@ def evaluate(
     query_batch: int = QUERY_BATCH,
     seed: int = 0,
     key: str | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
 ) -> Evaluation:
     """Score ``input`` against ``reference``: embedding metrics, or accuracy/F1 for a predictions file.

@@ -40,7 +40,7 @@ def project(
     drop_invalid: bool = False,
     key: str | None = None,
     dtype: str | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
     progress: Progress | None = None,
 ) -> Result:
@@ -73,7 +73,7 @@ def project(
         loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress, description="project")
         with EmbeddingWriter(output, None, projector.output_dim, output_dtype(dtype, reader.dtype), **layout) as writer:
             chunks = loop.read(reader, device=torch_device, dtype=compute_dtype_of(reader.dtype),
-                               batch_size=batch_size, need_direction=projector.needs_direction)
+                               batch_size=batch_size, need_direction=projector.needs_direction, width=projector.output_dim)
             loop.run(chunks, lambda chunk: projector.transform(chunk, chunk_rows=None), writer)
     return Result("project", output, loop.written, projector.output_dim, len(loop.dropped), loop.dropped_ids,
                   parameters=parameters, files={"output": output})
@@ -92,7 +92,7 @@ def invert(
     seed: int = 0,
     drop_invalid: bool = False,
     dtype: str | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
     progress: Progress | None = None,
 ) -> Result:

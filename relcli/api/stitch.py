@@ -113,7 +113,7 @@ def stitch_fit(
     epochs: int = 200,
     seed: int = 0,
     key: str | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
 ) -> Result:
     """Fit a classifier head on a labelled embedding file (or on its relative representation)."""
@@ -234,7 +234,7 @@ def stitch_apply(
     anchors=None,
     drop_invalid: bool = False,
     key: str | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
     progress: Progress | None = None,
 ) -> Result:
@@ -280,7 +280,7 @@ def stitch_run(
     drop_invalid: bool = False,
     seed: int = 0,
     key: str | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
     progress: Progress | None = None,
 ) -> Result:

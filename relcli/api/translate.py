@@ -42,7 +42,7 @@ def translate(
     seed: int = 0,
     key: str | None = None,
     dtype: str | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
     progress: Progress | None = None,
 ) -> Result:

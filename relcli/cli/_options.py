@@ -12,7 +12,7 @@ import typer
 
 from relcli.core import registry
 
-DEFAULT_BATCH = 65536
+DEFAULT_BATCH = None
 
 MethodName = Literal[tuple(registry.METHODS)]  # type: ignore[valid-type]
 ScalingName = Literal[tuple(registry.SCALINGS)]  # type: ignore[valid-type]
@@ -25,7 +25,9 @@ DtypeName = Literal["float16", "bfloat16", "float32", "float64"]
 Output = Annotated[Path, typer.Option("-o", "--output", help="Output file: .h5/.hdf5 or .safetensors (by extension).")]
 Key = Annotated[Optional[str], typer.Option("--key", help="Name of the 2-D array in a foreign file.")]
 Dtype = Annotated[Optional[DtypeName], typer.Option("--dtype", help="Output dtype (default: the input's).")]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Rows read, computed and written per chunk.")]
+BatchSize = Annotated[
+    Optional[int], typer.Option("--batch-size", min=1, help="Rows read, computed and written per chunk (default: about 32 MiB of them).")
+]
 DropInvalid = Annotated[
     bool, typer.Option("--drop-invalid", help="Skip rows with NaN/Inf (or all zeros where direction matters) instead of failing.")
 ]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,10 +43,6 @@ def reset(device: str | None, quiet: bool, verbose: bool, debug: bool) -> None:
     settings.quiet, settings.verbose, settings.debug = quiet, verbose and not quiet, debug
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def command(fn: Callable) -> Callable:
     """The one error boundary: domain errors become one red line on stderr and an exit code.
 
@@ -58,13 +53,11 @@ def command(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        previous = signal.getsignal(signal.SIGTERM)
+        from relcli import interrupts
+
         try:
-            signal.signal(signal.SIGTERM, _raise_interrupt)
-        except ValueError:  # not in the main thread
-            previous = None
-        try:
-            return fn(*args, **kwargs)
+            with interrupts.handling():
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except RelcliError as exc:
@@ -82,15 +75,18 @@ def command(fn: Callable) -> Callable:
                 raise
             error("out of memory: lower --batch-size")
             raise typer.Exit(1) from None
+        except OSError as exc:  # a file that cannot be read or written, outside relcli's own checks
+            if settings.debug:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            error(f"{where}{exc.strerror or 'input/output error'}")
+            raise typer.Exit(1) from None
         except Exception as exc:  # noqa: BLE001 - the boundary must catch everything
             if settings.debug:
                 raise
-            message = str(exc).splitlines()[0] if str(exc) else ""
-            error(f"unexpected {type(exc).__name__}: {message} (run with --debug for the traceback)")
+            message = " ".join(str(exc).split())[:300] or "no message"
+            error(f"internal error: {message} (run with --debug for the traceback, and please report it)")
             raise typer.Exit(1) from None
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 

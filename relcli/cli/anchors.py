@@ -31,6 +31,11 @@ def anchors(
         Optional[Path],
         typer.Option("--target", help="With -n and --pairs: choose only among ids that have a partner in this file."),
     ] = None,
+    candidates: Annotated[
+        Optional[int],
+        typer.Option("--candidates", min=1, help="fps/kmeans: choose among this many rows, a seeded sample (default: "
+                     "max(16 x n, 10,000)); all rows when the file has fewer."),
+    ] = None,
     drop_invalid: Annotated[
         bool, typer.Option("--drop-invalid", help="Leave NaN/Inf and all-zero rows out of the statistics and the choice.")
     ] = False,
@@ -57,6 +62,7 @@ def anchors(
     with ProgressBar() as bar:
         result = api.anchors(
             input, output=output, n_anchors=n_anchors, strategy=strategy, seed=seed, like=like, pairs=pairs, target=target,
+            candidates=candidates,
             drop_invalid=drop_invalid, key=key, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows} anchors of {result.scores['space']['n_rows']:,} x {result.dims} to {result.output}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from relcli.core._scoring import anchor_scores, fold_indices, mean_scores
+from relcli.core._scoring import Gallery, fold_indices, mean_scores
 
 # 1 − |cos| below this (computed in float64) is round-off: the two anchors are duplicates or
 # exactly (anti)collinear, i.e. at distance 0 for FPS.
@@ -72,6 +72,7 @@ def select_rcond(
     k = unit_targets.shape[0]
     device, dtype = unit_targets.device, unit_targets.dtype
     per_cut: dict[float, list[dict[str, float]]] = {c: [] for c in grid}
+    gallery = Gallery(unit_targets)
     for held in fold_indices(k, folds, seed):
         held = held.to(device)
         kept = torch.ones(k, dtype=torch.bool, device=device)
@@ -80,7 +81,7 @@ def select_rcond(
         projected = anchor_relative[held][:, kept].to(dtype) @ u
         for c in grid:
             keep = sigma > c * sigma[0]
-            per_cut[c].append(anchor_scores((projected[:, keep] / sigma[keep]) @ vh[keep], held, unit_targets))
+            per_cut[c].append(gallery.scores((projected[:, keep] / sigma[keep]) @ vh[keep], held))
     scores = {f"{c:g}": mean_scores(folds_of_c) for c, folds_of_c in per_cut.items()}
     best = max(grid, key=lambda c: (round(scores[f"{c:g}"]["score"], 12), -c))
     return float(best), scores

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from relcli.core._scoring import anchor_scores
+from relcli.core._scoring import Gallery
 
 ALPHA_GRID = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -32,6 +32,7 @@ def ridge_loo(
     u, sigma, vh = torch.linalg.svd(xs, full_matrices=False)
     uty = u.T @ ys
     rows = torch.arange(k, device=xs.device)
+    prepared = Gallery(gallery)
     scores: dict[str, dict[str, float]] = {}
     for alpha in grid:
         denominator = sigma.square() + alpha * k
@@ -41,7 +42,7 @@ def ridge_loo(
         if bool((leverage > 1 - 1e-6).any()):
             continue  # an anchor the fit interpolates has no leave-one-out prediction (α = 0 below k = d)
         held_out = ys - (ys - fitted) / (1 - leverage)[:, None]
-        scores[f"{alpha:g}"] = anchor_scores(to_target(held_out), rows, gallery)
+        scores[f"{alpha:g}"] = prepared.scores(to_target(held_out), rows)
     best = max((a for a in grid if f"{a:g}" in scores), key=lambda a: (round(scores[f"{a:g}"]["score"], 12), a))
     denominator = sigma.square() + best * k
     gain = torch.where(denominator > 0, sigma / denominator.clamp_min(torch.finfo(sigma.dtype).tiny), 0.0)

@@ -26,33 +26,45 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
 
 
-def anchor_scores(predicted: torch.Tensor, truth_rows: torch.Tensor, gallery: torch.Tensor) -> dict[str, float]:
-    """Scores of ``predicted`` (h × d) against ``gallery`` (k × d), whose rows ``truth_rows`` (h,) are the truth."""
-    work = torch.float64
-    predicted, gallery = predicted.to(work), gallery.to(device=predicted.device, dtype=work)
-    truth_rows = truth_rows.to(predicted.device)
-    k = gallery.shape[0]
-    unit_gallery = _unit(gallery)
-    sims = _unit(predicted) @ unit_gallery.T  # h × k
-    own = sims.gather(1, truth_rows[:, None])
-    ranks = 1 + (sims > own).sum(dim=1)
-    mrr = float((1.0 / ranks.to(work)).mean())
-    top1 = float((ranks == 1).to(work).mean())
+class Gallery:
+    """The target anchors prepared once for many scorings: unit rows, their mean, and each row's
+    nearest other rows (so scoring a prediction costs one h × k product)."""
 
-    m = min(NEIGHBOURS, k - 2)
-    recall = 0.0
-    if m >= 1:
-        own_cols = truth_rows[:, None]
-        pred_sims = sims.scatter(1, own_cols, -torch.inf)
-        true_sims = (unit_gallery[truth_rows] @ unit_gallery.T).scatter(1, own_cols, -torch.inf)
-        pred_nn = pred_sims.topk(m, dim=1).indices
-        true_nn = true_sims.topk(m, dim=1).indices
-        hits = (pred_nn[:, :, None] == true_nn[:, None, :]).any(dim=2).sum(dim=1)
-        recall = float(hits.to(work).mean() / m)
+    def __init__(self, targets: torch.Tensor):
+        targets = targets.to(torch.float64)
+        self.rows = targets
+        self.unit = _unit(targets)
+        self.mean = targets.mean(dim=0)
+        self.neighbours_count = min(NEIGHBOURS, targets.shape[0] - 2)
+        if self.neighbours_count >= 1:
+            sims = self.unit @ self.unit.T
+            sims.fill_diagonal_(-torch.inf)
+            self.neighbours = sims.topk(self.neighbours_count, dim=1).indices
 
-    mean = gallery.mean(dim=0)
-    cosine = float((_unit(predicted - mean) * _unit(gallery[truth_rows] - mean)).sum(dim=1).mean())
-    return {"score": (mrr + recall + cosine) / 3, "mrr": mrr, "top1": top1, "recall10": recall, "cosine": cosine}
+    def scores(self, predicted: torch.Tensor, truth_rows: torch.Tensor) -> dict[str, float]:
+        """Scores of ``predicted`` (h × d), whose truths are the gallery rows ``truth_rows`` (h,)."""
+        predicted = predicted.to(device=self.rows.device, dtype=torch.float64)
+        truth_rows = truth_rows.to(self.rows.device)
+        sims = _unit(predicted) @ self.unit.T  # h × k
+        own = sims.gather(1, truth_rows[:, None])
+        ranks = 1 + (sims > own).sum(dim=1)
+        mrr = float((1.0 / ranks.to(torch.float64)).mean())
+        top1 = float((ranks == 1).to(torch.float64).mean())
+        recall = 0.0
+        m = self.neighbours_count
+        if m >= 1:
+            found = sims.scatter_(1, truth_rows[:, None], -torch.inf).topk(m, dim=1).indices
+            hits = (found[:, :, None] == self.neighbours[truth_rows][:, None, :]).any(dim=2).sum(dim=1)
+            recall = float(hits.to(torch.float64).mean() / m)
+        cosine = float((_unit(predicted - self.mean) * _unit(self.rows[truth_rows] - self.mean)).sum(dim=1).mean())
+        return {"score": (mrr + recall + cosine) / 3, "mrr": mrr, "top1": top1, "recall10": recall, "cosine": cosine}
+
+
+def anchor_scores(predicted: torch.Tensor, truth_rows: torch.Tensor, gallery: torch.Tensor | Gallery) -> dict[str, float]:
+    """Scores of ``predicted`` (h × d) against ``gallery`` (k × d, or a prepared ``Gallery``), whose rows
+    ``truth_rows`` (h,) are the truth."""
+    prepared = gallery if isinstance(gallery, Gallery) else Gallery(gallery.to(predicted.device))
+    return prepared.scores(predicted, truth_rows)
 
 
 def fold_indices(k: int, folds: int, seed: int) -> list[torch.Tensor]:

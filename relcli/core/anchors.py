@@ -116,14 +116,8 @@ def _block_rows(n: int, k: int, chunk_rows: int | None) -> int:
     return max(1, min(step, _MAX_BLOCK // k))
 
 
-def _unit_rows(x: torch.Tensor, sl: slice, norms: torch.Tensor) -> torch.Tensor:
-    return x[sl].to(norms.dtype) / norms[sl, None]
-
-
-def _kmeans_centroids(
-    x: torch.Tensor, norms: torch.Tensor, k: int, seed: int, n_iter: int, step: int
-) -> torch.Tensor:
-    """Spherical k-means on x̂: k-means++ seeding, then ``n_iter`` Lloyd steps; (k, d) unit centroids.
+def _kmeans_centroids(unit: torch.Tensor, k: int, seed: int, n_iter: int, step: int) -> torch.Tensor:
+    """Spherical k-means on unit rows x̂: k-means++ seeding, then ``n_iter`` Lloyd steps; (k, d) unit centroids.
 
     Seeding (Arthur & Vassilvitskii 2007) draws each next centre with probability ∝ D(x)²,
     D² = ‖x̂ − ĉ‖² = 2 − 2 x̂·ĉ to the nearest centre: u ~ U[0,1) from the seeded CPU generator,
@@ -132,7 +126,7 @@ def _kmeans_centroids(
     highest cosine, centroid = normalised sum of its rows; an empty cluster keeps its centroid.
     Stops early once the assignment no longer changes.
     """
-    n, work, device = x.shape[0], norms.dtype, x.device
+    n, work, device = unit.shape[0], unit.dtype, unit.device
     g = _generator(seed)
     chosen = torch.zeros(n, dtype=torch.bool, device=device)
     d2 = torch.full((n,), float("inf"), dtype=torch.float64, device=device)
@@ -140,9 +134,9 @@ def _kmeans_centroids(
     for _ in range(1, k):
         last = centres[-1]
         chosen[last] = True
-        centre = x[last].to(work) / norms[last]
+        centre = unit[last]
         for sl in row_chunks(n, step):
-            cos = _unit_rows(x, sl, norms) @ centre
+            cos = unit[sl] @ centre
             d2[sl] = torch.minimum(d2[sl], (2 - 2 * cos).clamp_min(0).to(torch.float64))
         weights = d2.masked_fill(chosen, 0)
         cumulative = torch.cumsum(weights, 0)
@@ -157,14 +151,13 @@ def _kmeans_centroids(
             idx = int((~chosen).nonzero()[0, 0])
         centres.append(idx)
 
-    index = torch.tensor(centres, device=device)
-    centroids = x[index].to(work) / norms[index, None]
+    centroids = unit[torch.tensor(centres, device=device)]
     previous = None
     for _ in range(n_iter):
         assign = torch.empty(n, dtype=torch.long, device=device)
-        sums = torch.zeros(k, x.shape[1], dtype=torch.float64, device=device)
+        sums = torch.zeros(k, unit.shape[1], dtype=torch.float64, device=device)
         for sl in row_chunks(n, step):
-            xs = _unit_rows(x, sl, norms)
+            xs = unit[sl]
             a = torch.argmax(xs @ centroids.T, dim=1)
             assign[sl] = a
             sums += _segment_sums(xs.to(torch.float64), a, k)
@@ -178,11 +171,13 @@ def _kmeans_centroids(
 
 
 def _segment_sums(values: torch.Tensor, segment: torch.Tensor, k: int) -> torch.Tensor:
-    """Row sums per segment id in 0..k-1, as differences of a cumulative sum over rows sorted by id.
+    """Row sums per segment id in 0..k-1, bit-reproducible on every device.
 
-    Unlike ``index_add_``, whose GPU atomics add in a varying order, this is bit-reproducible
-    on every device.
+    On the CPU ``index_add_`` adds in row order. On a GPU its atomics add in a varying order, so
+    there the sums are differences of a cumulative sum over the rows sorted by id.
     """
+    if values.device.type == "cpu":
+        return torch.zeros(k, values.shape[1], dtype=values.dtype).index_add_(0, segment, values)
     counts = torch.bincount(segment, minlength=k)
     ends = torch.cumsum(counts, 0)
     cumulative = torch.cumsum(values[torch.argsort(segment, stable=True)], 0)
@@ -190,13 +185,13 @@ def _segment_sums(values: torch.Tensor, segment: torch.Tensor, k: int) -> torch.
     return cumulative[ends] - cumulative[ends - counts]
 
 
-def _snap_to_rows(x: torch.Tensor, norms: torch.Tensor, centroids: torch.Tensor, step: int) -> torch.Tensor:
-    """For each centroid in order, the row of highest cosine not taken by an earlier centroid."""
+def _snap_to_rows(x: torch.Tensor, centroids: torch.Tensor, step: int) -> torch.Tensor:
+    """For each unit centroid in order, the unit row of ``x`` of highest cosine not taken by an earlier one."""
     n, k = x.shape[0], centroids.shape[0]
-    best = torch.full((k,), -float("inf"), dtype=norms.dtype, device=x.device)
+    best = torch.full((k,), -float("inf"), dtype=x.dtype, device=x.device)
     best_idx = torch.zeros(k, dtype=torch.long, device=x.device)
     for sl in row_chunks(n, step):
-        sims = _unit_rows(x, sl, norms) @ centroids.T
+        sims = x[sl] @ centroids.T
         i = torch.argmax(sims, dim=0)
         v = sims.gather(0, i[None]).squeeze(0)
         better = v > best  # strict: an earlier chunk keeps ties (lowest index)
@@ -206,7 +201,7 @@ def _snap_to_rows(x: torch.Tensor, norms: torch.Tensor, centroids: torch.Tensor,
     out = []
     for j, idx in enumerate(best_idx.tolist()):
         if used[idx]:
-            sims = torch.cat([_unit_rows(x, sl, norms) @ centroids[j] for sl in row_chunks(n, step)])
+            sims = torch.cat([x[sl] @ centroids[j] for sl in row_chunks(n, step)])
             idx = int(torch.argmax(sims.masked_fill(used, -float("inf"))))
         used[idx] = True
         out.append(idx)
@@ -233,8 +228,9 @@ def select_kmeans(
         raise UsageError(f"n_iter must be a non-negative integer, got {n_iter!r}")
     norms = _row_norms(x, chunk_rows, "x")
     step = _block_rows(n, k, chunk_rows)
-    centroids = _kmeans_centroids(x, norms, k, seed, n_iter, step)
-    return _snap_to_rows(x, norms, centroids, step)
+    unit = x.to(norms.dtype) / norms[:, None]  # normalised once: every pass below reads only this
+    centroids = _kmeans_centroids(unit, k, seed, n_iter, step)
+    return _snap_to_rows(unit, centroids, step)
 
 
 def select_anchors(

@@ -95,22 +95,26 @@ def _pinv_transpose(unit_sub, rcond: float, allow_rank_deficient: bool, pruned: 
 def _project_back(inputs, matrix, shift, target_norm, target_mean, chunk_rows, what):
     """norm_rows((inputs − shift) · matrix) · target_norm (+ target_mean), row chunk by chunk.
 
-    A row that maps to (numerically) zero has no direction in the target: ``RowsError``.
+    One GEMM per chunk: the shift folds into an offset, (x − s)M = xM − sM. A row that maps to
+    (numerically) zero has no direction in the target: ``RowsError``.
     """
     n = inputs.shape[0]
     out = torch.empty(n, matrix.shape[1], device=inputs.device, dtype=inputs.dtype)
     map_norm = float(torch.linalg.matrix_norm(matrix))  # Frobenius: a cheap bound on ‖·‖₂
     eps = torch.finfo(inputs.dtype).eps
+    offset = None if shift is None else -(shift @ matrix)
+    shift_norm = 0.0 if shift is None else float(torch.linalg.vector_norm(shift))
     for rows in row_chunks(n, chunk_rows):
-        chunk = inputs[rows] if shift is None else inputs[rows] - shift
-        y = torch.mm(chunk, matrix, out=out[rows])
+        chunk = inputs[rows]
+        y = torch.mm(chunk, matrix, out=out[rows]) if offset is None else torch.addmm(offset, chunk, matrix, out=out[rows])
         norms = torch.linalg.vector_norm(y, dim=1, keepdim=True)
-        floor = torch.linalg.vector_norm(chunk, dim=1, keepdim=True).mul_(_ZERO_ROW_FACTOR * eps * map_norm)
+        # ‖(x − s)M‖ below rounding of the product: ‖x − s‖ ≤ ‖x‖ + ‖s‖ bounds what rounding can leave
+        floor = torch.linalg.vector_norm(chunk, dim=1, keepdim=True).add_(shift_norm).mul_(_ZERO_ROW_FACTOR * eps * map_norm)
         good = (torch.isfinite(norms) & (norms > floor)).flatten()
         if not bool(good.all()):
-            check_rows(inputs[rows], what, offset=rows.start)
+            check_rows(chunk, what, offset=rows.start)
             if shift is not None:
-                check_rows(chunk, f"{what} (after centring on the source anchor mean)", offset=rows.start)
+                check_rows(chunk - shift, f"{what} (after centring on the source anchor mean)", offset=rows.start)
             raise RowsError(NO_DIRECTION, ((~good).nonzero().flatten() + rows.start).tolist(), what)
         y.mul_(target_norm / norms)
         if target_mean is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from relcli.core._scoring import anchor_scores, fold_indices, mean_scores
+from relcli.core._scoring import Gallery, fold_indices, mean_scores
 from relcli.core.registry import make_translator
 from relcli.errors import DataError, RelcliError
 
@@ -98,6 +98,7 @@ def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm
     """Fill ``candidate.scores`` (mean held-out scores and spread) and its fold models, or its error."""
     k = source.shape[0]
     per_fold, models = [], []
+    gallery = Gallery(target)
     options = dict(candidate.options)
     if candidate.method == "irp":
         options["allow_rank_deficient"] = True  # a fold has fewer anchors than the whole set
@@ -107,8 +108,7 @@ def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm
             kept[held] = False
             kept = kept.to(source.device)
             model = make_translator(candidate.method, seed=seed, **options).fit(source[kept], target[kept], target_norm)
-            per_fold.append(anchor_scores(model.transform(source[held.to(source.device)], chunk_rows=None),
-                                          held.to(source.device), target))
+            per_fold.append(gallery.scores(model.transform(source[held.to(source.device)], chunk_rows=None), held))
             models.append(model)
     except RelcliError as exc:
         candidate.error = exc.message

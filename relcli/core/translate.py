@@ -33,8 +33,34 @@ SCALINGS = tuple(registry.SCALINGS)
 DEFAULT_RCOND = 1e-3
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the system says are available (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_fit_size(k: int, d_x: int, d_y: int) -> None:
+    """Refuse a fit whose working memory cannot exist: a direct map holds several D × D float64
+    matrices (D = max(d_X, d_Y)) and IRP a k × D one; 200,000-d inputs would need terabytes."""
+    dim = max(d_x, d_y)
+    needed = 8 * 6 * max(dim * dim, k * dim)
+    free = available_memory()
+    if free is not None and needed > free:
+        raise DataError(
+            f"fitting a map between {d_x}-d and {d_y}-d spaces needs about {needed / 2**30:,.0f} GiB of memory, and "
+            f"{free / 2**30:,.1f} GiB are available: reduce the dimension first (e.g. with PCA)"
+        )
+
+
 def check_parallel(source_anchors: torch.Tensor, target_anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both anchor matrices checked: 2-D, same number of rows (parallel), not empty, one device."""
+    """Both anchor matrices checked: 2-D, same number of rows (parallel), not empty, one device, a
+    fit that fits in memory."""
     xa = check_matrix(source_anchors, "source anchors")
     ya = check_matrix(target_anchors, "target anchors")
     if xa.shape[0] != ya.shape[0]:
@@ -46,6 +72,7 @@ def check_parallel(source_anchors: torch.Tensor, target_anchors: torch.Tensor) -
         raise DataError("no anchors to fit on: the anchor matrices have 0 rows")
     if xa.device != ya.device:
         raise DataError(f"source anchors are on {xa.device} but target anchors on {ya.device}")
+    check_fit_size(xa.shape[0], xa.shape[1], ya.shape[1])
     return xa, ya
 
 
@@ -214,26 +241,33 @@ class DirectTranslator(Translator):
         return self
 
     def transform(self, x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> torch.Tensor:
-        """y = crop_{d_Y}(pad_D((x − μ_X)/σ_X) R + b)·σ_Y + μ_Y, row chunk by row chunk.
+        """y = crop_{d_Y}(pad_D((x − μ_X)/σ_X) R + b)·σ_Y + μ_Y = x W + c, row chunk by row chunk.
 
-        Output on x's device in x's dtype; NaN/Inf input rows give NaN/Inf output rows
-        (callers report them by id).
+        The scalings fold into the map (``affine_form``), so a chunk costs one GEMM. Output on x's
+        device in x's dtype; NaN/Inf input rows give NaN/Inf output rows (callers report them by id).
         """
         x = self._check_input(x)
         work = compute_dtype(x.dtype)
-        d_x, d_y = self.source_dim_, self.target_dim_
-        state = {
-            name: getattr(self, name).to(device=x.device, dtype=work)
-            for name in ("source_mean_", "source_scale_", "target_mean_", "target_scale_", "matrix_", "bias_")
-        }
-        # Padding x with zeros only multiplies the zero rows of R: use its top-left d_X×d_Y block.
-        matrix = state["matrix_"][:d_x, :d_y]
-        bias = state["bias_"][:d_y]
-        out = torch.empty(x.shape[0], d_y, dtype=x.dtype, device=x.device)
+        weight, offset = (t.to(device=x.device, dtype=work) for t in self.affine_form())
+        out = torch.empty(x.shape[0], self.target_dim_, dtype=x.dtype, device=x.device)
         for sl in row_chunks(x.shape[0], chunk_rows):
-            xs = (x[sl].to(work) - state["source_mean_"]) / state["source_scale_"]
-            out[sl] = (xs @ matrix + bias) * state["target_scale_"] + state["target_mean_"]
+            out[sl] = torch.addmm(offset, x[sl].to(work), weight)
         return out
+
+    def affine_form(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W (d_X × d_Y), c (d_Y)) with transform(x) = x W + c, computed in float64.
+
+        W = diag(1/σ_X) R diag(σ_Y) and c = (b − (μ_X/σ_X) R)·σ_Y + μ_Y, R the top-left d_X × d_Y
+        block of the padded map (padding x with zeros only meets R's zero rows).
+        """
+        self.check_fitted()
+        d_x, d_y = self.source_dim_, self.target_dim_
+        f64 = lambda t: t.to(torch.float64)  # noqa: E731
+        matrix = f64(self.matrix_)[:d_x, :d_y]
+        source_scale, target_scale = f64(self.source_scale_).expand(d_x), f64(self.target_scale_).expand(d_y)
+        weight = matrix / source_scale[:, None] * target_scale[None, :]
+        offset = (f64(self.bias_)[:d_y] - (f64(self.source_mean_).expand(d_x) / source_scale) @ matrix) * target_scale
+        return weight, offset + f64(self.target_mean_).expand(d_y)
 
 
 class Procrustes(DirectTranslator):

@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from relcli import interrupts
 from relcli.errors import FileFormatError, OutputError, UsageError
 
 TEMP_SUFFIX = ".relcli-tmp"
@@ -165,6 +166,7 @@ class OutputGroup:
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             if exc_type is None:
+                interrupts.check()  # a signal recorded during I/O: no output
                 for path, temp in self._temps.items():
                     if not temp.exists():
                         raise FileFormatError("internal error: nothing was written", path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,14 @@ def _as_numpy(values) -> np.ndarray:
         tensor = values.detach().cpu().contiguous()
         return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
     return np.asarray(values)
+
+
+@dataclass
+class Prepared:
+    """A chunk checked and converted by ``EmbeddingWriter.prepare``, ready to ``append``."""
+
+    block: np.ndarray
+    extras: dict[str, np.ndarray]
 
 
 class EmbeddingWriter:
@@ -173,28 +182,48 @@ class EmbeddingWriter:
         Rows holding NaN/Inf (after conversion to the output dtype) raise ``RowsError`` naming
         their positions in ``chunk``; nothing of the chunk is written then.
         """
+        self.append(self.prepare(chunk, ids, labels, columns))
+
+    def prepare(self, chunk, ids=None, labels=None, columns: dict | None = None) -> "Prepared":
+        """The checks and conversions of ``write`` without the I/O: ``append`` the result to write it.
+
+        Split so that a pipeline can check a chunk where it was computed (a ``RowsError`` belongs to
+        the row loop) and write it from another thread while the next chunk computes.
+        """
         tensor = self._convert(chunk)
         if tensor.ndim != 2 or (self.dim is not None and tensor.shape[1] != self.dim):
             raise DataError(f"chunk of shape {list(tensor.shape)} does not fit (rows, {self.dim})", self.path)
-        finite = self._finite_rows(tensor)
-        if not self.allow_nonfinite and not bool(finite.all()):
-            overflow = f" after conversion to {self.dtype} (values beyond its range)" if self._finite_input(chunk) else ""
-            raise RowsError(NONFINITE + overflow, (~finite).nonzero().flatten().tolist(), "output")
-        block = self._numpy(tensor)
-        if self.n_rows is not None and self.rows_written + block.shape[0] > self.n_rows:
-            raise DataError(f"more rows written than the {self.n_rows} announced", self.path)
+        if not self.allow_nonfinite:
+            finite = self._finite_rows(tensor)
+            if finite is not None:
+                overflow = f" after conversion to {self.dtype} (values beyond its range)" if self._finite_input(chunk) else ""
+                raise RowsError(NONFINITE + overflow, (~finite).nonzero().flatten().tolist(), "output")
+        n = tensor.shape[0]
+        extras: dict[str, np.ndarray] = {}
         for name, values in (("ids", ids), ("labels", labels)):
             if values is not None:
                 if name in self._whole:
                     raise DataError(f"{name} given both whole and with the rows", self.path)
-                if len(values) != block.shape[0]:
-                    raise DataError(f"{len(values)} {name} for a chunk of {block.shape[0]} rows", self.path)
-                self._chunks[name].append(as_id_array(values))
+                if len(values) != n:
+                    raise DataError(f"{len(values)} {name} for a chunk of {n} rows", self.path)
+                extras[name] = as_id_array(values)
         for name, values in (columns or {}).items():
             values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float32).reshape(-1)
-            if len(values) != block.shape[0]:
-                raise DataError(f"{len(values)} {name} values for a chunk of {block.shape[0]} rows", self.path)
-            self._columns.setdefault(name, []).append(values)
+            if len(values) != n:
+                raise DataError(f"{len(values)} {name} values for a chunk of {n} rows", self.path)
+            extras["column:" + name] = values
+        return Prepared(self._numpy(tensor), extras)
+
+    def append(self, prepared: "Prepared") -> None:
+        """Write a prepared chunk (in order: one caller at a time)."""
+        block = prepared.block
+        if self.n_rows is not None and self.rows_written + block.shape[0] > self.n_rows:
+            raise DataError(f"more rows written than the {self.n_rows} announced", self.path)
+        for name, values in prepared.extras.items():
+            if name.startswith("column:"):
+                self._columns.setdefault(name[len("column:"):], []).append(values)
+            else:
+                self._chunks[name].append(values)
         if self._format_writer is None:
             self._open_format(block.shape[1])
         self._format_writer.append(block)
@@ -202,9 +231,13 @@ class EmbeddingWriter:
 
     @staticmethod
     def _finite_rows(tensor):
+        """None when every row is finite (one cheap pass), else the mask of finite rows."""
         import torch
 
-        return torch.isfinite(tensor).all(dim=1) if tensor.shape[1] else torch.ones(tensor.shape[0], dtype=torch.bool)
+        if tensor.shape[1] == 0 or bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
+            return None  # a sum over finite values is finite (float64: no overflow from float32 rows)
+        finite = torch.isfinite(tensor).all(dim=1)
+        return None if bool(finite.all()) else finite
 
     @staticmethod
     def _finite_input(chunk) -> bool:

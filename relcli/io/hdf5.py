@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from relcli import interrupts
 from relcli.errors import DataError, FileFormatError, OutputError, RelcliError
 from relcli.io import meta
 from relcli.io._reader import EmbeddingReader, native, short
@@ -232,13 +233,21 @@ class HDF5Writer:
 
     def append(self, block: np.ndarray) -> None:
         stop = self._rows + block.shape[0]
-        if stop > self._matrix.shape[0]:
-            self._matrix.resize(max(stop, 2 * self._matrix.shape[0]), axis=0)
-        self._matrix[self._rows : stop] = block
+        with interrupts.critical():  # libhdf5 calls back into _GuardedFile: no exception may be raised there
+            if stop > self._matrix.shape[0]:
+                self._matrix.resize(max(stop, 2 * self._matrix.shape[0]), axis=0)
+            self._matrix[self._rows : stop] = block
         self._rows = stop
         self._check()
+        interrupts.check()
 
     def finish(self, aux: dict[str, np.ndarray], arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+        with interrupts.critical():
+            self._write_rest(aux, arrays, attrs)
+        self._check()
+        interrupts.check()
+
+    def _write_rest(self, aux: dict[str, np.ndarray], arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
         import h5py
 
         if self._matrix.shape[0] != self._rows:
@@ -256,11 +265,11 @@ class HDF5Writer:
             self._file.attrs[meta.META_PREFIX + key] = meta.encode_hdf5(value)
         self._file.close()
         self._guard.close()
-        self._check()
 
     def abort(self) -> None:
-        try:
-            self._file.close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away
-            pass
-        self._guard.close()
+        with interrupts.critical():
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away
+                pass
+            self._guard.close()

@@ -69,6 +69,18 @@ def check_provenance(attrs: dict, subcommand: str, inputs: list) -> dict:
 # ---------------------------------------------------------------------------------------------
 # anchors
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("strategy", ["fps", "kmeans"])
+def test_fps_and_kmeans_choose_among_a_seeded_candidate_sample(data, tmp_path, strategy):
+    out = tmp_path / "a.h5"
+    ok(invoke("anchors", data.x_h5, "-n", 10, "--strategy", strategy, "--candidates", 50, "--seed", 4, "-o", out))
+    a = load(out)
+    assert a.attrs["anchor_method"]["candidates"] == 50 and len(set(a.ids)) == 10
+    ok(invoke("anchors", data.x_h5, "-n", 10, "--strategy", strategy, "--candidates", 50, "--seed", 4, "-o", tmp_path / "b.h5"))
+    assert load(tmp_path / "b.h5").ids == a.ids  # the sample is seeded
+    ok(invoke("anchors", data.x_h5, "-n", 10, "--strategy", strategy, "--candidates", 50, "--seed", 5, "-o", tmp_path / "c.h5"))
+    assert load(tmp_path / "c.h5").ids != a.ids
+
+
 @pytest.mark.parametrize("strategy", ["random", "per-class", "fps", "kmeans"])
 def test_anchors_each_strategy(data, tmp_path, strategy):
     out = tmp_path / "a.h5"
@@ -89,7 +101,8 @@ def test_anchors_each_strategy(data, tmp_path, strategy):
     assert stats["n_rows"] == N
     assert stats["mean_norm"] == pytest.approx(norms.mean(), rel=1e-5)
     assert stats["std_norm"] == pytest.approx(norms.std(), rel=1e-4)
-    assert a.attrs["anchor_method"] == {"n_anchors": 20, "strategy": strategy, "seed": 3}
+    pool = {"candidates": N} if strategy in ("fps", "kmeans") else {}  # every row is a candidate here
+    assert a.attrs["anchor_method"] == {"n_anchors": 20, "strategy": strategy, "seed": 3, **pool}
     params = check_provenance(a.attrs, "anchors", [data.x_h5])
     assert params["strategy"] == strategy and params["seed"] == 3
 

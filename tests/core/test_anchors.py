@@ -276,14 +276,14 @@ def test_kmeans_matches_naive_implementation(seed):
     assert_distinct(got, 9, 240)
     assert got.tolist() == expected
     norms = _row_norms(x, 50, "x")
-    ours = _kmeans_centroids(x, norms, 9, seed, 10, 50)
+    ours = _kmeans_centroids(x / norms[:, None], 9, seed, 10, 50)
     torch.testing.assert_close(ours, centroids, rtol=0, atol=1e-10)
 
 
 def test_kmeans_snaps_to_nearest_real_row():
     x = gaussian(300, 5, seed=30)
     norms = _row_norms(x, None, "x")
-    centroids = _kmeans_centroids(x, norms, 6, 0, 20, 300)
+    centroids = _kmeans_centroids(x / norms[:, None], 6, 0, 20, 300)
     got = select_kmeans(x, 6, 0)
     cos = (x / norms[:, None]) @ centroids.T
     assert got.tolist() == cos.argmax(dim=0).tolist()  # no collisions here: plain nearest rows

@@ -1,0 +1,57 @@
+"""Ctrl-C and SIGTERM that always stop a step cleanly: no output, exit 130, every time.
+
+A signal raises KeyboardInterrupt at once, except inside a *critical section* (code that libraries
+call back into, such as the file object libhdf5 writes through, where an exception would be
+swallowed with "Exception ignored ..." and the step would go on): there the signal is only
+recorded, and ``check`` raises it at the next safe point. Outputs are renamed into place only after
+a last ``check``, so a step that was interrupted never leaves an output behind, whatever it was doing.
+The CLI installs the handler (``handling``); library users keep Python's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+
+_state = {"pending": False, "critical": 0}
+
+
+def _handler(signum, frame) -> None:
+    _state["pending"] = True
+    if not _state["critical"]:
+        raise KeyboardInterrupt
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt if a signal came while it could not be raised."""
+    if _state["pending"]:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def critical() -> Iterator[None]:
+    """A section a signal must not interrupt with an exception (it is recorded instead)."""
+    _state["critical"] += 1
+    try:
+        yield
+    finally:
+        _state["critical"] -= 1
+
+
+@contextlib.contextmanager
+def handling() -> Iterator[None]:
+    """Install the handler for SIGINT and SIGTERM for the duration of a command."""
+    _state["pending"] = False
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, _handler)
+        except ValueError:  # not in the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _state["pending"] = False
