@@ -13,12 +13,13 @@ import torch
 
 from relcli.encoders import (
     BACKENDS,
+    POOLINGS,
     ENTRY_POINT_GROUP,
     EncoderOptions,
     TorchScriptEncoder,
-    _pool,
     load_encoder,
     mean_pool,
+    pool,
 )
 from relcli.errors import FileFormatError, RelcliError, UsageError
 
@@ -104,10 +105,54 @@ def test_mean_pool_does_not_mutate_its_inputs():
 
 def test_pool_cls_and_unknown():
     hidden, mask = random_batch(9, torch.float32)
-    assert torch.equal(_pool(hidden, mask, "cls"), hidden[:, 0])
-    torch.testing.assert_close(_pool(hidden, mask, "mean"), mean_pool(hidden, mask))
-    with pytest.raises(UsageError, match="unknown --pooling 'max'; choose mean or cls"):
-        _pool(hidden, mask, "max")
+    assert torch.equal(pool(hidden, mask, "cls"), hidden[:, 0])
+    torch.testing.assert_close(pool(hidden, mask, "mean"), mean_pool(hidden, mask))
+    with pytest.raises(UsageError, match="unknown --pooling 'median'; choose one of mean, cls, max"):
+        pool(hidden, mask, "median")
+
+
+def naive_pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """sentence-transformers' Pooling definitions, row by row over the unmasked tokens only
+    (weightedmean: weights 1, 2, ... counted from the first unmasked token; no token -> zeros)."""
+    batch, tokens, dim = hidden.shape
+    out = torch.zeros(batch, dim, dtype=torch.float64)
+    for b in range(batch):
+        kept = [t for t in range(tokens) if int(mask[b, t]) != 0]
+        if not kept:
+            continue
+        h = hidden[b, kept].double()
+        if mode == "mean":
+            out[b] = h.mean(0)
+        elif mode == "mean_sqrt_len_tokens":
+            out[b] = h.sum(0) / len(kept) ** 0.5
+        elif mode == "cls":
+            out[b] = h[0]
+        elif mode == "lasttoken":
+            out[b] = h[-1]
+        elif mode == "max":
+            out[b] = h.max(0).values
+        elif mode == "weightedmean":
+            w = torch.tensor([t - kept[0] + 1 for t in kept], dtype=torch.float64)[:, None]
+            out[b] = (h * w).sum(0) / w.sum()
+    return out
+
+
+@pytest.mark.parametrize("mode", POOLINGS)
+@pytest.mark.parametrize("padding", ["right", "left"])
+def test_every_pooling_matches_a_naive_loop(mode, padding):
+    hidden, mask = random_batch(11, torch.float64)
+    if padding == "left":
+        mask = mask.flip(1)  # padding first, as decoder tokenizers do
+    mask[3] = 0  # a row without tokens pools to zeros
+    got = pool(hidden, mask, mode)
+    assert got.shape == (6, 5) and torch.isfinite(got).all()
+    torch.testing.assert_close(got, naive_pool(hidden, mask, mode))
+
+
+def test_pooling_modes_concatenate_in_order():
+    hidden, mask = random_batch(12, torch.float32)
+    got = pool(hidden, mask, ("cls", "mean"))
+    torch.testing.assert_close(got, torch.cat([pool(hidden, mask, "cls"), mean_pool(hidden, mask)], dim=1))
 
 
 # ---------------------------------------------------------------------------------------------

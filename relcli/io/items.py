@@ -1,23 +1,39 @@
 """Raw items for ``relcli embed``: text lines, tables of text, or arrays (e.g. images N×C×H×W).
 
 Arrays are read batch by batch (memory-mapped .npy, HDF5 slices); texts and tables are read
-whole, since strings are small next to the embeddings they become.
+whole, since strings are small next to the embeddings they become. ``-`` reads text lines (or
+JSONL, when the first line is a JSON object) from standard input.
+
+Tables: the text is column ``text`` (or ``--text-column``); ids and labels come from columns
+``id`` and ``label`` when they exist (or the columns named by ``--id-column``/``--label-column``);
+without ids the row number (from 0) is the id. A text that is empty, blank or null is an error
+naming its rows, or with ``skip_empty`` the row is left out. Ids must be unique.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import re
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import re
-
 import numpy as np
 
-from relcli.errors import DataError, FileFormatError, UsageError
+from relcli.errors import DataError, FileFormatError, UsageError, describe_rows
 from relcli.io._reader import as_id_array, check_unique
 
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+#: Input formats by extension; ``--format`` names one of the text formats for stdin or odd names.
+SUFFIXES = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet",
+            ".npy": "npy", ".npz": "npz", ".h5": "h5", ".hdf5": "h5"}
+TEXT_FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
+TABLE_FORMATS = ("csv", "tsv", "jsonl", "parquet")
+# Kept for callers that test an extension.
 TEXT_SUFFIXES = {".txt"}
 TABLE_SUFFIXES = {".csv", ".tsv", ".jsonl", ".parquet"}
 ARRAY_SUFFIXES = {".npy", ".npz", ".h5", ".hdf5"}
@@ -25,7 +41,12 @@ ARRAY_SUFFIXES = {".npy", ".npz", ".h5", ".hdf5"}
 
 @dataclass
 class Items:
-    """What to embed: ``modality`` 'text' or 'tensor', the row count, ids and labels (or None)."""
+    """What to embed: ``modality`` 'text' or 'tensor', the row count, ids and labels (or None).
+
+    ``path`` names the input in messages (``<stdin>`` for standard input); ``skipped`` holds the
+    ids of rows left out as empty; ``sha256`` is the digest of standard input's bytes; ``id_noun``
+    is how messages name the ids ('ids', or 'rows' when the row numbers are the ids).
+    """
 
     path: Path
     modality: str
@@ -34,6 +55,13 @@ class Items:
     labels: Any
     _texts: list[str] | None = None
     _array: Any = None
+    skipped: list = field(default_factory=list)
+    sha256: str | None = None
+    id_noun: str = "rows"
+
+    @property
+    def from_stdin(self) -> bool:
+        return str(self.path) == STDIN_NAME
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, Any]]:
         """(first row, batch): lists of str for text, float32 CPU tensors for arrays."""
@@ -67,19 +95,25 @@ def _column(frame, name: str | None, option: str, path: Path):
     return [str(v) for v in values]
 
 
-def _read_table(path: Path):
+def _default_column(frame, given: str | None, default: str) -> str | None:
+    """The column for ids or labels: the one named (``''`` for none), else ``default`` if present."""
+    if given is not None:
+        return given or None
+    return default if default in frame.columns else None
+
+
+def _read_table(source, kind: str, path: Path):
     import pandas as pd
 
-    suffix = path.suffix.lower()
     try:
         # Cells are read as written: no NA guessing ("NA", "None" stay text), no number parsing
         # ("007" stays "007"); _column turns an all-integer id or label column into int64.
-        if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, sep="," if suffix == ".csv" else "\t", dtype=str, keep_default_na=False)
-        if suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
+        if kind in ("csv", "tsv"):
+            return pd.read_csv(source, sep="," if kind == "csv" else "\t", dtype=str, keep_default_na=False)
+        if kind == "jsonl":
+            return pd.read_json(source, lines=True, dtype=False)
         try:
-            return pd.read_parquet(path)
+            return pd.read_parquet(source)
         except ImportError:
             raise UsageError("reading Parquet needs pyarrow: pip install 'relcli[parquet]'") from None
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
@@ -124,27 +158,78 @@ def _pick_key(names: list[str], key: str | None, path: Path) -> str:
     return names[0]
 
 
+def _sniff_stdin(data: bytes) -> str:
+    """JSONL when the first non-blank line is a JSON object, else text lines."""
+    for line in data.split(b"\n"):
+        if line.strip():
+            return "jsonl" if line.lstrip().startswith(b"{") else "txt"
+    return "txt"
+
+
+def _lines(data: bytes, path: Path) -> list[str]:
+    """One item per line; only "\\n" ends an item (str.splitlines would also split at \\f, \\v, U+2028 ...)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"is not UTF-8 text (byte {exc.start}): {exc.reason}", path) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def _is_empty(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or not str(value).strip()
+
+
 def open_items(
-    path: Path,
+    path,
     text_column: str | None = None,
     id_column: str | None = None,
     label_column: str | None = None,
     key: str | None = None,
     labels_file: Path | None = None,
+    *,
+    format: str | None = None,
+    skip_empty: bool = False,
+    stdin=None,
 ) -> Items:
-    """Open raw items by extension (.txt, .csv/.tsv/.jsonl/.parquet, .npy/.npz/.h5)."""
-    if not path.exists():
-        raise FileFormatError("no such file", path)
-    suffix = path.suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        # Only "\n" ends an item (str.splitlines would also split at \f, \v, U+2028 ...).
-        lines = path.read_text(encoding="utf-8").split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        texts = [line.rstrip("\r") for line in lines]
+    """Open raw items by extension (.txt, .csv/.tsv/.jsonl/.parquet, .npy/.npz/.h5) or ``format``.
+
+    ``path`` ``-`` reads standard input (``stdin``, a binary stream, defaults to ``sys.stdin``):
+    text lines, or JSONL when ``format`` says so or the first line is a JSON object.
+    """
+    if format is not None and format not in TEXT_FORMATS:
+        raise UsageError(f"unknown --format {format!r}; choose one of {', '.join(TEXT_FORMATS)}")
+    digest = None
+    if str(path) == STDIN:
+        stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", sys.stdin)
+        data = stream.read()
+        data = data.encode("utf-8") if isinstance(data, str) else data
+        digest = hashlib.sha256(data).hexdigest()
+        path, kind = Path(STDIN_NAME), format or _sniff_stdin(data)
+        source = io.BytesIO(data)
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise FileFormatError("no such file", path)
+        if path.is_dir():
+            raise FileFormatError("is a folder, not a file of items", path)
+        kind = format or SUFFIXES.get(path.suffix.lower())
+        if kind is None:
+            raise UsageError(
+                f"unknown input type {path.suffix.lower() or '(none)'!r}: use .txt, .csv, .tsv, .jsonl, .parquet, .npy, "
+                ".npz or .h5, or name a text format with --format", path
+            )
+        source = path
+        data = None
+    text_where = id_note = ""
+    explicit_ids = id_column is not None and id_column != ""
+    if kind == "txt":
+        texts = _lines(data if data is not None else path.read_bytes(), path)
         items = Items(path, "text", len(texts), None, None, _texts=texts)
-    elif suffix in TABLE_SUFFIXES:
-        frame = _read_table(path)
+    elif kind in TABLE_FORMATS:
+        frame = _read_table(source, kind, path)
         if len(frame) == 0:
             raise DataError("is empty: nothing to embed", path)
         column = text_column or "text"
@@ -152,22 +237,25 @@ def open_items(
             raise DataError(
                 f"has no text column {column!r} (columns: {', '.join(map(str, frame.columns))}); use --text-column", path
             )
-        texts = ["" if t is None else str(t) for t in frame[column].tolist()]
+        id_name = _default_column(frame, id_column, "id")
+        explicit_ids = id_name is not None
+        id_note = f" (column {id_name!r})" if id_name else ""
+        texts = frame[column].tolist()
+        text_where = f" (column {column!r})"
         items = Items(
-            path, "text", len(texts), _column(frame, id_column, "--id-column", path),
-            _column(frame, label_column, "--label-column", path), _texts=texts,
+            path, "text", len(texts), _column(frame, id_name, "--id-column", path),
+            _column(frame, _default_column(frame, label_column, "label"), "--label-column", path), _texts=texts,
         )
-    elif suffix in ARRAY_SUFFIXES:
+    else:
         array, ids, labels = _read_array(path, key)
         if array.ndim < 2:
             raise DataError(f"array has shape {list(array.shape)}; expected (items, ...) with at least 2 dims", path)
         if array.dtype.kind not in "fiub":
             raise DataError(f"array has dtype {array.dtype}; expected numbers", path)
         items = Items(path, "tensor", int(array.shape[0]), ids, labels, _array=array)
-    else:
-        raise UsageError(
-            f"unknown input type {suffix or '(none)'!r}: use .txt, .csv, .tsv, .jsonl, .parquet, .npy, .npz or .h5", path
-        )
+        explicit_ids = ids is not None
+    items.sha256 = digest
+    items.id_noun = "ids" if explicit_ids else "rows"
     if items.n_rows == 0:
         raise DataError("is empty: nothing to embed", path)
     if labels_file is not None:
@@ -187,7 +275,28 @@ def open_items(
     if items.ids is None:
         items.ids = np.arange(items.n_rows, dtype=np.int64)  # the item's position is its id
     items.ids = as_id_array(items.ids)
-    check_unique(items.ids, path)
+    check_unique(items.ids, path, f" of the input{id_note}")
     if items.labels is not None:
         items.labels = as_id_array(items.labels)
+    if items.modality == "text":
+        _check_texts(items, skip_empty, items.id_noun, text_where)
     return items
+
+
+def _check_texts(items: Items, skip_empty: bool, noun: str, where: str) -> None:
+    """Empty, blank or null texts: an error naming their rows, or (``skip_empty``) left out."""
+    empty = np.array([_is_empty(t) for t in items._texts], dtype=bool)
+    if empty.any():
+        keys = items.ids[empty].tolist()
+        if not skip_empty:
+            raise DataError(f"empty text{where} in {describe_rows(keys, noun)}; use --skip-empty to leave them out",
+                            items.path)
+        if empty.all():
+            raise DataError(f"has no text to embed: all {items.n_rows} rows are empty{where}", items.path)
+        keep = ~empty
+        items.skipped = keys
+        items._texts = [t for t, k in zip(items._texts, keep.tolist()) if k]
+        items.ids = items.ids[keep]
+        items.labels = None if items.labels is None else items.labels[keep]
+        items.n_rows = len(items._texts)
+    items._texts = [t if isinstance(t, str) else str(t) for t in items._texts]

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 
+from relcli.api.embed import DEFAULT_TEXT_BATCH, TEXT_CHUNK_BATCHES
 from relcli.encoders import ENTRY_POINT_GROUP
 
 from .conftest import assert_clean_error, invoke, load, ok, snapshot
@@ -61,20 +62,28 @@ def ngram_bag(texts: list[str], dim: int = FAKE_DIM) -> torch.Tensor:
 
 
 class NgramEncoder:
-    """``ngram:MODE``: MODE '' is the plain bag; 'flaky' changes its width on the second batch."""
+    """``ngram:MODE``: MODE '' is the plain bag; 'flaky' changes its width on the second batch,
+    'flaky-after-N' once it has encoded N texts."""
 
     modality = "text"
     seen: list[list[str]] = []  # every batch it was given, across instances (reset per test)
 
     def __init__(self, mode: str):
-        self.mode, self.calls = mode, 0
+        self.mode, self.calls, self.texts = mode, 0, 0
 
     def encode(self, texts):
         NgramEncoder.seen.append(list(texts))
         self.calls += 1
-        if self.mode == "flaky" and self.calls > 1:
+        done, self.texts = self.texts, self.texts + len(texts)
+        if (self.mode == "flaky" and self.calls > 1) or (
+            self.mode.startswith("flaky-after-") and done >= int(self.mode.rsplit("-", 1)[1])
+        ):
             return ngram_bag(texts, FAKE_DIM + 3)
         return ngram_bag(texts)
+
+    @classmethod
+    def all_seen(cls) -> list[str]:
+        return [t for batch in cls.seen for t in batch]
 
 
 def ngram_factory(argument, options):
@@ -113,6 +122,11 @@ def fails(tmp_path, args, code: int, *fragments: str, path=None) -> str:
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
     return path
+
+
+def longest_first(texts: list[str]) -> list[str]:
+    """The order a chunk of texts reaches the encoder: by length, longest first, ties in input order."""
+    return sorted(texts, key=lambda t: -len(t))
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +248,9 @@ def test_table_with_string_ids_and_labels(tmp_path, fake_encoder, suffix, out_su
     got = load(out)
     assert got.ids == DOC_IDS  # in the file's order, not sorted
     assert got.labels == SENTIMENT
-    assert [t for batch in fake_encoder.seen for t in batch] == texts
+    assert fake_encoder.all_seen() == longest_first(texts)  # length-sorted batches ...
     assert [len(b) for b in fake_encoder.seen] == [2, 2, 1]
+    # ... and the rows back in the input's order
     np.testing.assert_allclose(got.matrix, ngram_bag(texts).float().numpy(), rtol=0, atol=0)
     assert got.attrs["encoder"] == "ngram:"
 
@@ -280,18 +295,19 @@ def test_table_values_are_taken_verbatim(tmp_path, fake_encoder, suffix):
     out = tmp_path / "v.safetensors"
     ok(invoke("embed", src, "-e", "ngram:", "--id-column", "id", "--label-column", "label", "-o", out))
     got = load(out)
-    assert [t for batch in fake_encoder.seen for t in batch] == texts
+    assert sorted(fake_encoder.all_seen()) == sorted(texts)
     assert got.ids == ids and got.labels == labels
+    np.testing.assert_allclose(got.matrix, ngram_bag(texts).float().numpy(), rtol=0, atol=0)
 
 
 def test_txt_one_item_per_line(tmp_path, fake_encoder):
-    lines = ["first line", "  second, with spaces  ", "", "ünïcode — ok", "last"]
+    lines = ["first line", "  second, with spaces  ", "3", "ünïcode — ok", "last"]
     src = tmp_path / "lines.txt"
     src.write_bytes(("\r\n".join(lines[:2]) + "\n" + "\n".join(lines[2:]) + "\n").encode("utf-8"))  # CRLF and LF
     out = tmp_path / "lines.h5"
     ok(invoke("embed", src, "-e", "ngram:", "--labels", _save(tmp_path / "l.npy", np.arange(5) % 2), "-o", out))
     got = load(out)
-    assert [t for batch in fake_encoder.seen for t in batch] == lines
+    assert sorted(fake_encoder.all_seen()) == sorted(lines)
     assert got.ids == list(range(5)) and got.labels == [0, 1, 0, 1, 0]
     np.testing.assert_allclose(got.matrix, ngram_bag(lines).float().numpy(), rtol=0, atol=0)
 
@@ -302,8 +318,8 @@ def test_txt_lines_are_split_on_newlines_only(tmp_path, fake_encoder):
     src.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
     out = tmp_path / "odd.h5"
     ok(invoke("embed", src, "-e", "ngram:", "-o", out))
-    assert [t for batch in fake_encoder.seen for t in batch] == lines
-    assert load(out).matrix.shape == (4, FAKE_DIM)
+    assert sorted(fake_encoder.all_seen()) == sorted(lines)
+    np.testing.assert_allclose(load(out).matrix, ngram_bag(lines).float().numpy(), rtol=0, atol=0)
 
 
 def _save(path: Path, array) -> Path:
@@ -421,8 +437,8 @@ def test_hf_unknown_pooling_is_a_usage_error(tmp_path, tiny_bert, monkeypatch):
 
     monkeypatch.setattr(transformers.utils.logging, "_tqdm_active", False)  # the bar is test_hf_quiet_is_silent's
     src = write_lines(tmp_path / "p.txt", HF_TEXTS)
-    fails(tmp_path, ["embed", src, "-e", f"hf:{tiny_bert[0]}", "--pooling", "max", "-o", tmp_path / "p.h5"], 2,
-          "--pooling", "'max'")
+    fails(tmp_path, ["embed", src, "-e", f"hf:{tiny_bert[0]}", "--pooling", "median", "-o", tmp_path / "p.h5"], 2,
+          "--pooling", "'median'", "choose one of mean, cls, max")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -632,7 +648,16 @@ def test_bad_output_extension(tmp_path, small_digits):
 
 
 def test_failure_after_writing_began_leaves_no_file(tmp_path, fake_encoder):
-    """The encoder changes width on the 2nd batch: the half-written temp file must go."""
+    """The encoder changes width in the 2nd chunk of rows (the 1st is written by then): the
+    half-written temp file must go."""
+    src = write_lines(tmp_path / "t.txt", [f"item {i}" for i in range(40)])
+    chunk = 2 * TEXT_CHUNK_BATCHES
+    fails(tmp_path, ["embed", src, "-e", f"ngram:flaky-after-{chunk}", "--batch-size", 2, "-o", tmp_path / "o.h5"], 1,
+          f"{FAKE_DIM + 3} dims", f"{FAKE_DIM} before")
+    assert len(fake_encoder.seen) == chunk // 2 + 1
+
+
+def test_failure_inside_the_first_chunk(tmp_path, fake_encoder):
     src = write_lines(tmp_path / "t.txt", ["one", "two", "three", "four", "five"])
     fails(tmp_path, ["embed", src, "-e", "ngram:flaky", "--batch-size", 2, "-o", tmp_path / "o.h5"], 1,
           f"{FAKE_DIM + 3} dims", f"{FAKE_DIM} before")
@@ -645,3 +670,207 @@ def test_failure_keeps_an_existing_output(tmp_path, fake_encoder):
     ok(invoke("embed", src, "-e", "ngram:", "-o", out))
     fails(tmp_path, ["embed", src, "-e", "ngram:flaky", "--batch-size", 1, "-o", out], 1, "dims")
     np.testing.assert_allclose(load(out).matrix, ngram_bag(["one", "two", "three"]).float().numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs (issue 11): id/label columns by name, empty texts, duplicate ids, stdin, --prefix
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_id_and_label_columns_are_used_by_name(tmp_path, fake_encoder, suffix):
+    src = write_table(tmp_path / f"t{suffix}", {"label": SENTIMENT, "text": TEXTS if suffix != ".tsv" else
+                                                [t.replace("\t", " ") for t in TEXTS], "id": DOC_IDS})
+    out = tmp_path / "t.h5"
+    ok(invoke("embed", src, "-e", "ngram:", "-o", out))
+    got = load(out)
+    assert got.ids == DOC_IDS and got.labels == SENTIMENT
+
+
+def test_named_columns_win_over_id_and_label(tmp_path, fake_encoder):
+    src = write_table(tmp_path / "t.jsonl", {"text": TEXTS, "id": DOC_IDS, "key": [5, 4, 3, 2, 1],
+                                             "label": SENTIMENT, "y": [1, 0, 1, 0, 2]})
+    out = tmp_path / "t.safetensors"
+    ok(invoke("embed", src, "-e", "ngram:", "--id-column", "key", "--label-column", "y", "-o", out))
+    got = load(out)
+    assert got.ids == [5, 4, 3, 2, 1] and got.labels == [1, 0, 1, 0, 2]
+
+
+def test_empty_column_names_turn_the_defaults_off(tmp_path, fake_encoder):
+    src = write_table(tmp_path / "t.csv", {"text": TEXTS, "id": ["x", "x", "y", "z", "w"], "label": SENTIMENT})
+    out = tmp_path / "t.h5"
+    ok(invoke("embed", src, "-e", "ngram:", "--id-column", "", "--label-column", "", "-o", out))
+    got = load(out)
+    assert got.ids == list(range(5)) and got.labels is None
+
+
+def test_integer_id_column_by_name(tmp_path, fake_encoder):
+    src = write_table(tmp_path / "t.jsonl", {"id": [10, 3, 7, 1, 99], "text": TEXTS})
+    ok(invoke("embed", src, "-e", "ngram:", "-o", tmp_path / "t.h5"))
+    assert load(tmp_path / "t.h5").ids == [10, 3, 7, 1, 99]
+
+
+def test_null_text_in_jsonl_names_the_row(tmp_path, fake_encoder):
+    src = tmp_path / "n.jsonl"
+    write_lines(src, [json.dumps({"id": i, "text": t}) for i, t in
+                      [("a", "fine"), ("b", None), ("c", "also fine"), ("d", "  "), ("e", "")]])
+    line = fails(tmp_path, ["embed", src, "-e", "ngram:", "-o", tmp_path / "o.h5"], 1, path=src)
+    assert message_after(line, src) == ("empty text (column 'text') in 3 row(s) (ids 'b', 'd', 'e'); "
+                                        "use --skip-empty to leave them out")
+    assert fake_encoder.seen == []
+
+
+def test_empty_csv_cell_and_blank_line_name_the_rows(tmp_path, fake_encoder):
+    csv = tmp_path / "e.csv"
+    write_lines(csv, ["text,label", "one,a", ",b", "three,c"])
+    line = fails(tmp_path, ["embed", csv, "-e", "ngram:", "-o", tmp_path / "o.h5"], 1, path=csv)
+    assert "in 1 row(s) (rows 1)" in line and "--skip-empty" in line
+    txt = write_lines(tmp_path / "e.txt", ["one", "", "three", " \t", "five"])
+    line = fails(tmp_path, ["embed", txt, "-e", "ngram:", "-o", tmp_path / "o.h5"], 1, path=txt)
+    assert "empty text in 2 row(s) (rows 1, 3)" in line
+
+
+def test_skip_empty_leaves_the_rows_out(tmp_path, fake_encoder):
+    src = tmp_path / "n.jsonl"
+    rows = [("a", "fine", "x"), ("b", None, "y"), ("c", "also fine", "z"), ("d", "", "w")]
+    write_lines(src, [json.dumps({"id": i, "text": t, "label": l}) for i, t, l in rows])
+    out = tmp_path / "n.h5"
+    result = ok(invoke("embed", src, "-e", "ngram:", "--skip-empty", "-o", out))
+    assert "skipped 2 row(s) (ids 'b', 'd') with an empty text" in result.stderr
+    got = load(out)
+    assert got.ids == ["a", "c"] and got.labels == ["x", "z"]
+    np.testing.assert_allclose(got.matrix, ngram_bag(["fine", "also fine"]).float().numpy(), rtol=0, atol=0)
+    assert got.attrs["skipped_empty"] == 2 and got.attrs["provenance"]["parameters"]["skip_empty"] is True
+    # -q: the warning goes too
+    assert ok(invoke("embed", src, "-e", "ngram:", "--skip-empty", "-q", "-o", out)).stderr == ""
+
+
+def test_skip_empty_keeps_row_numbers_as_ids(tmp_path, fake_encoder):
+    txt = write_lines(tmp_path / "e.txt", ["one", "", "three"])
+    out = tmp_path / "e.h5"
+    ok(invoke("embed", txt, "-e", "ngram:", "--skip-empty", "-o", out))
+    assert load(out).ids == [0, 2]  # the input's row numbers, not renumbered
+
+
+def test_skip_empty_with_nothing_left(tmp_path, fake_encoder):
+    txt = write_lines(tmp_path / "e.txt", ["", " "])
+    fails(tmp_path, ["embed", txt, "-e", "ngram:", "--skip-empty", "-o", tmp_path / "o.h5"], 1,
+          "no text to embed", path=txt)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_duplicate_ids_name_the_input_and_both_rows(tmp_path, fake_encoder, suffix):
+    src = write_table(tmp_path / f"d{suffix}", {"id": ["a", "b", "c", "b"], "text": ["w", "x", "y", "z"]})
+    out = tmp_path / "out.h5"
+    line = fails(tmp_path, ["embed", src, "-e", "ngram:", "-o", out], 1, "duplicate id 'b'", "rows 1 and 3",
+                 "column 'id'", path=src)
+    assert str(out) not in line
+    assert fake_encoder.seen == []
+
+
+def _stdin(args, data: str | bytes):
+    from .conftest import runner
+    from relcli.cli.app import app
+
+    return runner.invoke(app, [str(a) for a in args], input=data)
+
+
+def test_stdin_lines(tmp_path, fake_encoder):
+    out = tmp_path / "s.h5"
+    lines = ["first", "second one", "third"]
+    result = ok(_stdin(["embed", "-", "-e", "ngram:", "-o", out], "\n".join(lines) + "\n"))
+    assert "wrote 3 x" in result.stderr
+    got = load(out)
+    assert got.ids == [0, 1, 2]
+    np.testing.assert_allclose(got.matrix, ngram_bag(lines).float().numpy(), rtol=0, atol=0)
+    parameters = got.attrs["provenance"]["parameters"]
+    assert parameters["input"] == "-"
+    assert parameters["stdin_sha256"] == __import__("hashlib").sha256(("\n".join(lines) + "\n").encode()).hexdigest()
+    assert got.attrs["provenance"]["inputs"] == []
+
+
+def test_stdin_jsonl_is_detected(tmp_path, fake_encoder):
+    out = tmp_path / "s.safetensors"
+    data = "\n".join(json.dumps({"id": i, "text": t, "label": l}) for i, t, l in zip(DOC_IDS, TEXTS, SENTIMENT)) + "\n"
+    ok(_stdin(["embed", "-", "-e", "ngram:", "-o", out], data))
+    got = load(out)
+    assert got.ids == DOC_IDS and got.labels == SENTIMENT
+    np.testing.assert_allclose(got.matrix, ngram_bag(TEXTS).float().numpy(), rtol=0, atol=0)
+
+
+def test_stdin_format_option(tmp_path, fake_encoder):
+    line = json.dumps({"text": "a json line"})
+    ok(_stdin(["embed", "-", "-e", "ngram:", "--format", "txt", "-o", tmp_path / "a.h5"], line + "\n"))
+    assert fake_encoder.all_seen() == [line]  # taken as one text line, braces and all
+    fake_encoder.seen.clear()
+    ok(_stdin(["embed", "-", "-e", "ngram:", "--format", "csv", "-o", tmp_path / "b.h5"], "id,text\nk1,hello\nk2,world\n"))
+    assert load(tmp_path / "b.h5").ids == ["k1", "k2"] and sorted(fake_encoder.all_seen()) == ["hello", "world"]
+
+
+def test_format_option_overrides_the_extension(tmp_path, fake_encoder):
+    src = tmp_path / "notes.log"
+    write_lines(src, ["alpha", "beta"])
+    fails(tmp_path, ["embed", src, "-e", "ngram:", "-o", tmp_path / "o.h5"], 2, "unknown input type '.log'", "--format")
+    ok(invoke("embed", src, "-e", "ngram:", "--format", "txt", "-o", tmp_path / "o.h5"))
+    assert load(tmp_path / "o.h5").matrix.shape == (2, FAKE_DIM)
+
+
+def test_stdin_errors_name_stdin(tmp_path, fake_encoder):
+    result = _stdin(["embed", "-", "-e", "ngram:", "-o", tmp_path / "o.h5"], '{"text": "ok"}\n{"text": null}\n')
+    assert_clean_error(result, 1, "<stdin>", "empty text", "rows 1")
+    assert list(tmp_path.iterdir()) == []
+    result = _stdin(["embed", "-", "-e", "ngram:", "-o", tmp_path / "o.h5"], b"caf\xe9\n")
+    assert_clean_error(result, 1, "<stdin>", "not UTF-8")
+
+
+def test_non_utf8_text_file(tmp_path, fake_encoder):
+    src = tmp_path / "latin1.txt"
+    src.write_bytes("café\n".encode("latin-1"))
+    fails(tmp_path, ["embed", src, "-e", "ngram:", "-o", tmp_path / "o.h5"], 1, "is not UTF-8 text", path=src)
+
+
+def test_prefix_is_put_before_every_text(tmp_path, fake_encoder):
+    src = write_lines(tmp_path / "p.txt", ["how much protein", "a doc"])
+    out = tmp_path / "p.h5"
+    ok(invoke("embed", src, "-e", "ngram:", "--prefix", "query: ", "-o", out))
+    assert sorted(fake_encoder.all_seen()) == ["query: a doc", "query: how much protein"]
+    got = load(out)
+    np.testing.assert_allclose(got.matrix, ngram_bag(["query: how much protein", "query: a doc"]).float().numpy(), atol=0)
+    assert got.attrs["provenance"]["parameters"]["prefix"] == "query: "
+
+
+def test_prefix_on_arrays_is_a_usage_error(tmp_path, small_digits):
+    fails(tmp_path, ["embed", small_digits, "-e", f"torchscript:{ENCODERS['usps']}", "--prefix", "query: ",
+                     "-o", tmp_path / "o.h5"], 2, "--prefix applies to text items")
+
+
+@pytest.mark.parametrize("option, value", [("--pooling", "mean"), ("--max-length", "8"), ("--output-name", "x")])
+def test_text_options_on_a_torchscript_encoder_are_refused(tmp_path, small_digits, option, value):
+    fails(tmp_path, ["embed", small_digits, "-e", f"torchscript:{ENCODERS['usps']}", option, value,
+                     "-o", tmp_path / "o.h5"], 2, option, "does not apply to torchscript")
+
+
+def test_length_sorted_batches_keep_the_input_order(tmp_path, fake_encoder):
+    """70 texts of shuffled lengths, batch 4: chunks of 64 rows, each sorted longest first, written in order."""
+    rng = np.random.default_rng(0)
+    texts = [f"{i} " + "w" * int(n) for i, n in enumerate(rng.integers(1, 60, size=70))]
+    src = write_lines(tmp_path / "s.txt", texts)
+    out = tmp_path / "s.h5"
+    ok(invoke("embed", src, "-e", "ngram:", "--batch-size", 4, "-o", out))
+    chunk = 4 * TEXT_CHUNK_BATCHES
+    assert fake_encoder.all_seen() == longest_first(texts[:chunk]) + longest_first(texts[chunk:])
+    assert all(len(b) == 4 for b in fake_encoder.seen[:-1]) and len(fake_encoder.seen[-1]) == 70 - 68
+    got = load(out)
+    assert got.ids == list(range(70))
+    np.testing.assert_allclose(got.matrix, ngram_bag(texts).float().numpy(), rtol=0, atol=0)
+
+
+def test_default_text_batch(tmp_path, fake_encoder):
+    src = write_lines(tmp_path / "d.txt", [f"text number {i}" for i in range(DEFAULT_TEXT_BATCH + 5)])
+    ok(invoke("embed", src, "-e", "ngram:", "-o", tmp_path / "d.h5"))
+    assert [len(b) for b in fake_encoder.seen] == [DEFAULT_TEXT_BATCH, 5]
+    assert load(tmp_path / "d.h5").attrs["provenance"]["parameters"]["batch_size"] == DEFAULT_TEXT_BATCH
+
+
+def test_bad_format_value(tmp_path, fake_encoder):
+    src = write_lines(tmp_path / "d.txt", ["a"])
+    result = invoke("embed", src, "-e", "ngram:", "--format", "xml", "-o", tmp_path / "d.h5")
+    assert_clean_error(result, 2, "--format")
