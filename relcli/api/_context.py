@@ -77,6 +77,38 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+def _ints(text: str, sep: str, option: str, example: str) -> list[int | None]:
+    parts = text.split(sep)
+    if len(parts) != 2:
+        raise UsageError(f"{option} {text!r}: expected {example}")
+    try:
+        return [int(p) if p.strip() else None for p in parts]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected {example}") from None
+
+
+def row_range(n_rows: int, shard=None, rows=None) -> tuple[int, int, dict[str, Any] | None]:
+    """(start, stop, record) of the rows a step works on: all, ``rows`` "A:B" (Python slice
+    bounds, negative from the end), or ``shard`` "I/N": the I-th (from 0) of N contiguous, balanced
+    ranges, rows [⌊I·n/N⌋, ⌊(I+1)·n/N⌋). The record goes into the output's metadata (``relcli.shard``)
+    so ``relcli merge`` can check that shards tile the input."""
+    if shard is not None and rows is not None:
+        raise UsageError("--shard and --rows exclude each other")
+    if shard is None and rows is None:
+        return 0, n_rows, None
+    if shard is not None:
+        index, count = _ints(shard, "/", "--shard", "I/N, e.g. 0/8") if isinstance(shard, str) else list(shard)
+        if index is None or count is None or not 0 <= index < count:
+            raise UsageError(f"--shard {shard!r}: expected I/N with 0 <= I < N, e.g. 0/8")
+        start, stop = index * n_rows // count, (index + 1) * n_rows // count
+        return start, stop, {"index": index, "count": count, "rows": [start, stop], "source_rows": n_rows}
+    first, last = _ints(rows, ":", "--rows", "A:B, e.g. 0:1000000") if isinstance(rows, str) else list(rows)
+    start, stop, _ = slice(first, last).indices(n_rows)
+    if stop < start:
+        raise UsageError(f"--rows {rows!r}: the range is empty or reversed")
+    return start, stop, {"rows": [start, stop], "source_rows": n_rows}
+
+
 def provenance(subcommand: str, parameters: dict[str, Any], inputs: list) -> dict[str, Any]:
     from relcli.io.provenance import make_provenance
 

@@ -27,7 +27,8 @@ DROP_HINT = "; use --drop-invalid to skip them"
 
 
 class RowLoop:
-    """Bookkeeping of one input's rows: how to name them, which were dropped, progress."""
+    """Bookkeeping of one input's rows: how to name them, which were dropped, progress, and the
+    ``span`` (start, stop) of rows a shard works on (all by default)."""
 
     def __init__(
         self,
@@ -40,9 +41,11 @@ class RowLoop:
         progress: Callable[[str, int, int], None] | None = None,
         description: str = "",
         hint: str = DROP_HINT,
+        span: tuple[int, int] | None = None,
     ):
         self.path, self.n_rows, self.ids, self.labels = Path(path), n_rows, ids, labels
         self.drop_invalid, self.hint = drop_invalid, hint
+        self.start, self.stop = span if span is not None else (0, n_rows)
         self.dropped: list[int] = []
         self.written = 0
         self._progress, self._description, self._done = progress, description, 0
@@ -51,6 +54,17 @@ class RowLoop:
     def over(cls, reader, **kwargs) -> "RowLoop":
         """A loop over the rows of an embedding-file reader."""
         return cls(reader.path, reader.n_rows, reader.ids, reader.labels, **kwargs)
+
+    @classmethod
+    def sharded(cls, reader, shard=None, rows=None, **kwargs) -> tuple["RowLoop", dict | None]:
+        """A loop over the rows ``shard`` ("I/N") or ``rows`` ("A:B") select (``row_range``), and the
+        ``relcli.shard`` record its output carries (None for all rows)."""
+        from relcli.api._context import row_range
+
+        start, stop, record = row_range(reader.n_rows, shard, rows)
+        if record is not None:
+            record["source"] = str(reader.path)
+        return cls(reader.path, reader.n_rows, reader.ids, reader.labels, span=(start, stop), **kwargs), record
 
     def keys(self, rows) -> list:
         rows = np.asarray(rows, dtype=np.int64)
@@ -73,7 +87,7 @@ class RowLoop:
     def advance(self, n: int) -> None:
         self._done += n
         if self._progress is not None:
-            self._progress(self._description, self._done, self.n_rows)
+            self._progress(self._description, self._done, self.stop - self.start)
 
     def read(self, reader, *, device, dtype, batch_size: int | None, need_direction: bool,
              width: int = 0) -> Iterator[tuple[np.ndarray, object]]:
@@ -89,7 +103,8 @@ class RowLoop:
 
         pin = getattr(device, "type", str(device)) == "cuda"
         rows_each = rows_per_chunk(batch_size, max(reader.dim, width))
-        blocks = ((start, block.pin_memory() if pin else block) for start, block in reader.iter_chunks(rows_each))
+        chunks = reader.iter_chunks(rows_each, self.start, self.stop)
+        blocks = ((start, block.pin_memory() if pin else block) for start, block in chunks)
         for start, block in prefetch(blocks):
             rows = np.arange(start, start + block.shape[0], dtype=np.int64)
             data = block.to(device=device, dtype=dtype, non_blocking=pin)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from relcli.api._context import as_path, check_batch_size, provenance, resolve_device
+from relcli.api._context import as_path, check_batch_size, provenance, resolve_device, row_range
 from relcli.api._results import Progress, Result
 from relcli.api._rows import RowLoop
 from relcli.errors import DataError, UsageError, describe_rows
@@ -43,6 +43,8 @@ def embed(
     format: str | None = None,
     skip_empty: bool = False,
     dtype: str = "float32",
+    shard=None,
+    rows=None,
     drop_invalid: bool = False,
     batch_size: int | None = None,
     device: str | None = None,
@@ -126,13 +128,18 @@ def embed(
     }
     if from_stdin:
         parameters.update(input="-", format=format, stdin_sha256=items.sha256)
-    attrs = {"kind": "embeddings", "encoder": encoder,
+    start, stop, shard_record = row_range(items.n_rows, shard, rows)
+    if shard_record:
+        shard_record["source"] = "-" if from_stdin else str(input)
+        parameters["shard"] = shard_record
+    attrs = {"kind": "embeddings", "encoder": encoder, **({"shard": shard_record} if shard_record else {}),
              "provenance": provenance("embed", parameters, [None if from_stdin else input, labels])}
     chunk_rows = batch * TEXT_CHUNK_BATCHES if items.modality == "text" else batch
     loop = RowLoop(items.path, items.n_rows, items.ids, items.labels, drop_invalid=drop_invalid, progress=progress,
-                   description=f"embed {items.path.name}")
+                   description=f"embed {items.path.name}", span=(start, stop))
     with EmbeddingWriter(output, None, None, dtype, attrs=attrs) as writer:
-        batches = ((np.arange(start, start + len(chunk), dtype=np.int64), chunk) for start, chunk in items.batches(chunk_rows))
+        chunks = items.batches(chunk_rows, start, stop)
+        batches = ((np.arange(first, first + len(chunk), dtype=np.int64), chunk) for first, chunk in chunks)
         loop.run(batches, encode, writer)
         writer.attrs["dropped"] = len(loop.dropped)
         writer.attrs["skipped_empty"] = len(items.skipped)

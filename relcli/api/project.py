@@ -37,6 +37,8 @@ def project(
     similarity=("cosine",),
     aggregate: str = "concat",
     center: bool = False,
+    shard=None,
+    rows=None,
     drop_invalid: bool = False,
     key: str | None = None,
     dtype: str | None = None,
@@ -69,8 +71,12 @@ def project(
         parameters = {"similarities": list(projector.similarities), "aggregate": aggregate, "center": center}
         anchor_ids = anchor_set.ids if anchor_set.ids is not None else list(range(len(anchor_set.keys)))
         layout = relative_layout(anchor_ids, projector.similarities, aggregate, center, anchors)
-        layout["attrs"]["provenance"] = provenance("project", {**parameters, "key": key}, [input, anchors])
-        loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress, description="project")
+        loop, shard_record = RowLoop.sharded(reader, shard, rows, drop_invalid=drop_invalid, progress=progress,
+                                             description="project")
+        if shard_record:
+            layout["attrs"]["shard"] = shard_record
+        layout["attrs"]["provenance"] = provenance("project", {**parameters, "key": key, "shard": shard_record},
+                                                   [input, anchors])
         with EmbeddingWriter(output, None, projector.output_dim, output_dtype(dtype, reader.dtype), **layout) as writer:
             chunks = loop.read(reader, device=torch_device, dtype=compute_dtype_of(reader.dtype),
                                batch_size=batch_size, need_direction=projector.needs_direction, width=projector.output_dim)
@@ -90,6 +96,8 @@ def invert(
     allow_rank_deficient: bool | None = None,
     target_norm: float | None = None,
     seed: int = 0,
+    shard=None,
+    rows=None,
     drop_invalid: bool = False,
     dtype: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
@@ -153,9 +161,10 @@ def invert(
                        "ranks": inverse.ranks_, "target_dim": inverse.target_dim_}
         report = Translation(inverse, {**parameters, **diagnostics}, [], warnings)
         describe_conditioning(report, anchors)
-        attrs = {"kind": "embeddings", "irp": {**parameters, **diagnostics},
-                 "provenance": provenance("invert", parameters, [input, anchors])}
-        loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress, description="invert")
+        loop, shard_record = RowLoop.sharded(reader, shard, rows, drop_invalid=drop_invalid, progress=progress,
+                                             description="invert")
+        attrs = {"kind": "embeddings", "irp": {**parameters, **diagnostics}, **({"shard": shard_record} if shard_record else {}),
+                 "provenance": provenance("invert", {**parameters, "shard": shard_record}, [input, anchors])}
         with EmbeddingWriter(output, None, inverse.target_dim_, output_dtype(dtype, reader.dtype), attrs=attrs) as writer:
             chunks = loop.read(reader, device=torch_device, dtype=cdtype, batch_size=batch_size, need_direction=False)
             loop.run(chunks, lambda chunk: inverse.transform(chunk, chunk_rows=None), writer)

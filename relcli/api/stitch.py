@@ -232,6 +232,8 @@ def stitch_apply(
     head,
     output,
     anchors=None,
+    shard=None,
+    rows=None,
     drop_invalid: bool = False,
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
@@ -253,9 +255,11 @@ def stitch_apply(
         if projector is None and scorer.input_dim is not None and reader.dim != scorer.input_dim:
             raise DataError(f"dimension mismatch of a head: {input.name} has {reader.dim} dims, head {head.name} expects "
                             f"{scorer.input_dim}; translate the file into the head's space first", input)
-        attrs = {"head": str(head), "provenance": provenance("stitch apply", {"head": str(head)}, [input, head, anchors])}
         transform = (lambda chunk: projector.transform(chunk, chunk_rows=None)) if projector else (lambda chunk: chunk)
-        loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress, description="stitch apply")
+        loop, shard_record = RowLoop.sharded(reader, shard, rows, drop_invalid=drop_invalid, progress=progress,
+                                             description="stitch apply")
+        attrs = {"head": str(head), **({"shard": shard_record} if shard_record else {}),
+                 "provenance": provenance("stitch apply", {"head": str(head), "shard": shard_record}, [input, head, anchors])}
         n_classes = _write_predictions(reader, loop, scorer, transform, output, attrs, device=torch_device,
                                        batch_size=batch_size, need_direction=projector is not None and projector.needs_direction)
     return Result("stitch apply", output, loop.written, n_classes, len(loop.dropped), loop.dropped_ids,
@@ -277,6 +281,8 @@ def stitch_run(
     subspaces: int | None = None,
     allow_rank_deficient: bool | None = None,
     min_score: float | None = None,
+    shard=None,
+    rows=None,
     drop_invalid: bool = False,
     seed: int = 0,
     key: str | None = None,
@@ -312,10 +318,11 @@ def stitch_run(
         if scorer.input_dim is not None and translator.target_dim_ != scorer.input_dim:
             raise DataError(f"dimension mismatch of a head: the target anchors have {translator.target_dim_} dims, head "
                             f"{head.name} expects {scorer.input_dim}", tgt_anchors)
-        attrs = {"head": str(head), "translation": translation.info,
-                 "provenance": provenance("stitch run", {**translation.info, "head": str(head)}, [*translation.inputs, head])}
-        loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress,
-                            description=f"stitch ({translator.method})")
+        loop, shard_record = RowLoop.sharded(reader, shard, rows, drop_invalid=drop_invalid, progress=progress,
+                                             description=f"stitch ({translator.method})")
+        attrs = {"head": str(head), "translation": translation.info, **({"shard": shard_record} if shard_record else {}),
+                 "provenance": provenance("stitch run", {**translation.info, "head": str(head), "shard": shard_record},
+                                          [*translation.inputs, head])}
         n_classes = _write_predictions(reader, loop, scorer, translator.transform, output, attrs, device=torch_device,
                                        batch_size=batch_size, need_direction=translator.needs_direction)
     return Result("stitch run", output, loop.written, n_classes, len(loop.dropped), loop.dropped_ids,

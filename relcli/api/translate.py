@@ -38,6 +38,8 @@ def translate(
     save_map=None,
     map=None,  # noqa: A002 - the flag is --map
     reverse: bool = False,
+    shard=None,
+    rows=None,
     drop_invalid: bool = False,
     seed: int = 0,
     key: str | None = None,
@@ -53,7 +55,8 @@ def translate(
     error before anything is written. Fitting options left at None take the method's own default.
     ``confidence`` writes a per-row ``confidence`` array (agreement of the cross-validation fold
     models, in [-1, 1]). ``save_map`` also writes the fitted map and its reverse (both files or
-    neither); ``map`` applies a saved map, ``reverse`` its reverse (target → source).
+    neither); ``map`` applies a saved map, ``reverse`` its reverse (target → source). ``shard``
+    ("I/N") or ``rows`` ("A:B") translate only those rows (``relcli merge`` joins the shard files).
     """
     from relcli.io.atomic import OutputGroup, check_output
     from relcli.io.embeddings import EmbeddingWriter, open_embeddings
@@ -87,10 +90,11 @@ def translate(
         translator = translation.translator.to(torch_device, compute_dtype_of(reader.dtype))
         if reader.dim != translator.source_dim_:
             raise DataError(f"dimension mismatch: {src.name} has {reader.dim} dims, the map expects {translator.source_dim_}", src)
-        attrs = {"kind": "embeddings", "translation": translation.info,
-                 "provenance": provenance("translate", {**translation.info, "key": key}, translation.inputs)}
-        loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress,
-                            description=f"translate ({translation.info.get('method')})")
+        loop, shard_record = RowLoop.sharded(reader, shard, rows, drop_invalid=drop_invalid, progress=progress,
+                                             description=f"translate ({translation.info.get('method')})")
+        attrs = {"kind": "embeddings", "translation": translation.info, **({"shard": shard_record} if shard_record else {}),
+                 "provenance": provenance("translate", {**translation.info, "key": key, "shard": shard_record},
+                                          translation.inputs)}
         columns_of = None
         if confidence:
             for model in translation.selection.chosen.fold_models:

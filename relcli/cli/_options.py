@@ -31,6 +31,12 @@ BatchSize = Annotated[
 DropInvalid = Annotated[
     bool, typer.Option("--drop-invalid", help="Skip rows with NaN/Inf (or all zeros where direction matters) instead of failing.")
 ]
+Shard = Annotated[
+    Optional[str],
+    typer.Option("--shard", help="I/N: only the I-th (from 0) of N contiguous, balanced row ranges; join the "
+                 "shard files with `relcli merge`."),
+]
+Rows = Annotated[Optional[str], typer.Option("--rows", help="A:B: only rows A to B (Python slice bounds).")]
 Seed = Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1, help="Random seed; the same seed gives the same output.")]
 
 # -- how the command runs ----------------------------------------------------------------------

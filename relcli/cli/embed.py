@@ -46,6 +46,8 @@ def embed(
     skip_empty: Annotated[bool, typer.Option("--skip-empty", help="Leave out items whose text is empty or null instead "
                                              "of failing.")] = False,
     dtype: Annotated[opt.DtypeName, typer.Option("--dtype", help="Output dtype.")] = "float32",
+    shard: opt.Shard = None,
+    rows: opt.Rows = None,
     drop_invalid: Annotated[bool, typer.Option("--drop-invalid", help="Leave out items whose embedding has NaN/Inf instead of failing.")] = False,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Items per encoder call (default: 64 "
                                                       "texts, 256 arrays).")] = None,
@@ -72,7 +74,7 @@ def embed(
             input, encoder=encoder, output=output, text_column=text_column, id_column=id_column,
             label_column=label_column, labels=labels, normalize=normalize, max_length=max_length, pooling=pooling,
             prefix=prefix, tokenizer=tokenizer, output_name=output_name, key=key, format=input_format,
-            skip_empty=skip_empty, dtype=dtype, drop_invalid=drop_invalid, batch_size=batch_size,
+            skip_empty=skip_empty, dtype=dtype, shard=shard, rows=rows, drop_invalid=drop_invalid, batch_size=batch_size,
             device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows:,} x {result.dims} embeddings to {result.output}")

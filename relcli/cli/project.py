@@ -19,6 +19,8 @@ def project(
     similarity: opt.Similarity = None,
     aggregate: opt.Aggregate = "concat",
     center: Annotated[bool, typer.Option("--center/--no-center", help="Subtract the anchors' mean first.")] = False,
+    shard: opt.Shard = None,
+    rows: opt.Rows = None,
     drop_invalid: opt.DropInvalid = False,
     key: opt.Key = None,
     dtype: opt.Dtype = None,
@@ -38,7 +40,7 @@ def project(
     with ProgressBar() as bar:
         result = api.project(
             input, anchors=anchors, output=output, similarity=similarity, aggregate=aggregate, center=center,
-            drop_invalid=drop_invalid, key=key, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
+            shard=shard, rows=rows, drop_invalid=drop_invalid, key=key, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows:,} x {result.dims} relative rows to {result.output}")
 
@@ -58,6 +60,8 @@ def invert(
                      "from the anchors file's statistics)."),
     ] = None,
     seed: opt.Seed = 0,
+    shard: opt.Shard = None,
+    rows: opt.Rows = None,
     drop_invalid: opt.DropInvalid = False,
     dtype: opt.Dtype = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
@@ -77,6 +81,6 @@ def invert(
         result = api.invert(
             input, anchors=anchors, output=output, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold,
             subspaces=subspaces, allow_rank_deficient=allow_rank_deficient, target_norm=target_norm, seed=seed,
-            drop_invalid=drop_invalid, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
+            shard=shard, rows=rows, drop_invalid=drop_invalid, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows:,} x {result.dims} rows to {result.output}")

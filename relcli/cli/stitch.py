@@ -80,6 +80,8 @@ def apply(
     anchors: Annotated[
         Optional[Path], typer.Option("--anchors", "-a", help="Relative-mode heads: this space's anchors, parallel to the head's.")
     ] = None,
+    shard: opt.Shard = None,
+    rows: opt.Rows = None,
     drop_invalid: opt.DropInvalid = False,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
@@ -99,7 +101,8 @@ def apply(
     from relcli import api
 
     with ProgressBar() as bar:
-        result = api.stitch_apply(input, head=head, output=output, anchors=anchors, drop_invalid=drop_invalid, key=key,
+        result = api.stitch_apply(input, head=head, output=output, anchors=anchors, shard=shard, rows=rows,
+                                  drop_invalid=drop_invalid, key=key,
                                   batch_size=batch_size, device=settings.device, progress=bar)
     report(result, f"wrote {result.rows:,} predictions to {result.output}")
 
@@ -120,6 +123,8 @@ def run(
     subspaces: opt.Subspaces = None,
     allow_rank_deficient: opt.AllowRankDeficient = None,
     min_score: opt.MinScore = None,
+    shard: opt.Shard = None,
+    rows: opt.Rows = None,
     drop_invalid: opt.DropInvalid = False,
     seed: opt.Seed = 0,
     key: opt.Key = None,
@@ -141,7 +146,7 @@ def run(
             src=src, tgt_anchors=tgt_anchors, head=head, output=output, src_anchors=src_anchors, method=method,
             center=center, scaling=scaling, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold,
             subspaces=subspaces, allow_rank_deficient=allow_rank_deficient, min_score=min_score,
-            drop_invalid=drop_invalid, seed=seed,
+            shard=shard, rows=rows, drop_invalid=drop_invalid, seed=seed,
             key=key, batch_size=batch_size, device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows:,} predictions to {result.output} ({result.parameters.get('method')})")

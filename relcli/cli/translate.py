@@ -37,6 +37,8 @@ def translate(
     map_file: Annotated[Optional[Path], typer.Option("--map", help="Apply a saved map instead of fitting one.")] = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="With --map: apply the map backwards (target -> source), "
                        "e.g. new-model queries into the old index's space.")] = False,
+    shard: opt.Shard = None,
+    rows: opt.Rows = None,
     drop_invalid: opt.DropInvalid = False,
     seed: opt.Seed = 0,
     key: opt.Key = None,
@@ -59,6 +61,7 @@ def translate(
       relcli translate --src x.h5 --tgt-anchors ya.h5 --min-score 0.5 --confidence -o y_hat.h5
       relcli translate --src x.h5 --tgt-anchors ya.h5 --save-map map.safetensors -o y_hat.h5
       relcli translate --src x_new.h5 --map map.safetensors -o y_new.h5
+      relcli translate --src x_new.h5 --map map.safetensors --shard 3/8 -o part3.h5   (then relcli merge)
       relcli translate --src queries_y.h5 --map map.safetensors --reverse -o queries_in_x.h5
     """
     configure(device, quiet, verbose, debug)
@@ -69,7 +72,7 @@ def translate(
             src, output=output, tgt_anchors=tgt_anchors, src_anchors=src_anchors, method=method, center=center,
             scaling=scaling, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold, subspaces=subspaces,
             allow_rank_deficient=allow_rank_deficient, min_score=min_score, confidence=confidence, save_map=save_map,
-            map=map_file, reverse=reverse, drop_invalid=drop_invalid,
+            map=map_file, reverse=reverse, shard=shard, rows=rows, drop_invalid=drop_invalid,
             seed=seed, key=key, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
         )
     saved = f"; saved the fitted map to {result.files['save_map']}" if "save_map" in result.files else ""

@@ -165,11 +165,12 @@ class EmbeddingReader:
         runs = np.split(indices, np.nonzero(np.diff(indices) != 1)[0] + 1)  # contiguous runs in one read each
         return torch.cat([self._read_slice(int(r[0]), int(r[-1]) + 1) for r in runs], dim=0)
 
-    def iter_chunks(self, batch_size: int = 65536) -> Iterator[tuple[int, Any]]:
-        """Yield (first row, chunk) over the whole matrix; chunks are CPU torch tensors."""
+    def iter_chunks(self, batch_size: int = 65536, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, Any]]:
+        """Yield (first row, chunk) over rows ``start:stop`` (all by default); chunks are CPU torch tensors."""
         batch_size = max(int(batch_size), 1)
-        for start in range(0, self.n_rows, batch_size):
-            yield start, self._read_slice(start, min(start + batch_size, self.n_rows))
+        stop = self.n_rows if stop is None else stop
+        for first in range(start, stop, batch_size):
+            yield first, self._read_slice(first, min(first + batch_size, stop))
 
     def read_all(self):
         """The whole matrix as one CPU tensor."""

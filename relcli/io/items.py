@@ -63,12 +63,13 @@ class Items:
     def from_stdin(self) -> bool:
         return str(self.path) == STDIN_NAME
 
-    def batches(self, batch_size: int) -> Iterator[tuple[int, Any]]:
-        """(first row, batch): lists of str for text, float32 CPU tensors for arrays."""
+    def batches(self, batch_size: int, first: int = 0, last: int | None = None) -> Iterator[tuple[int, Any]]:
+        """(first row, batch) over items ``first:last``: lists of str for text, float32 CPU tensors for arrays."""
         import torch
 
-        for start in range(0, self.n_rows, batch_size):
-            stop = min(start + batch_size, self.n_rows)
+        last = self.n_rows if last is None else last
+        for start in range(first, last, batch_size):
+            stop = min(start + batch_size, last)
             if self.modality == "text":
                 yield start, self._texts[start:stop]
             else:
