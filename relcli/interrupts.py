@@ -1,9 +1,11 @@
 """Ctrl-C and SIGTERM that always stop a step cleanly: no output, exit 130, every time.
 
-A signal raises KeyboardInterrupt at once, except inside a *critical section* (code that libraries
-call back into, such as the file object libhdf5 writes through, where an exception would be
-swallowed with "Exception ignored ..." and the step would go on): there the signal is only
-recorded, and ``check`` raises it at the next safe point. Outputs are renamed into place only after
+A signal raises KeyboardInterrupt at once when it lands in relcli's own code, outside a *critical
+section* (code that libraries call back into, such as the file object libhdf5 writes through, where
+an exception would be swallowed with "Exception ignored ..." and the step would go on) and outside
+an import. Anywhere else -- inside a library's Python code, which native code may have called (an
+exception thrown through pybind11 there aborts the process), or while a native module initialises
+-- the signal is only recorded, and ``check`` raises it at the next safe point. Outputs are renamed into place only after
 a last ``check``, so a step that was interrupted never leaves an output behind, whatever it was doing.
 The CLI installs the handler (``handling``); library users keep Python's own.
 """
@@ -11,15 +13,28 @@ The CLI installs the handler (``handling``); library users keep Python's own.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
 
 _state = {"pending": False, "critical": 0}
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _safe_to_raise(frame) -> bool:
+    """True when ``frame`` runs relcli's own code and no import is under way below it."""
+    if frame is None or not frame.f_code.co_filename.startswith(_PACKAGE):
+        return False
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return False
+        frame = frame.f_back
+    return True
 
 
 def _handler(signum, frame) -> None:
     _state["pending"] = True
-    if not _state["critical"]:
+    if not _state["critical"] and _safe_to_raise(frame):
         raise KeyboardInterrupt
 
 

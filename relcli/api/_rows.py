@@ -98,6 +98,7 @@ class RowLoop:
         this one is used (``prefetch``); for CUDA it is read into pinned memory and copied
         asynchronously.
         """
+        from relcli import interrupts
         from relcli.api._context import rows_per_chunk
         from relcli.core._common import invalid_rows
 
@@ -106,6 +107,7 @@ class RowLoop:
         chunks = reader.iter_chunks(rows_each, self.start, self.stop)
         blocks = ((start, block.pin_memory() if pin else block) for start, block in chunks)
         for start, block in prefetch(blocks):
+            interrupts.check()  # a signal recorded while a library ran: stop between chunks
             rows = np.arange(start, start + block.shape[0], dtype=np.int64)
             data = block.to(device=device, dtype=dtype, non_blocking=pin)
             mask, problems = invalid_rows(data, need_direction)

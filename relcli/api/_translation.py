@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from relcli.api._context import as_path, blame, compute_dtype_of, load_anchors, parallel, rows_by_keys
+from relcli.api._streamfit import SAMPLE_ANCHORS, STREAM_ANCHORS, fit_streamed
 from relcli.errors import DataError, UsageError, describe_rows
 
 #: condition number of the kept IRP spectrum above which a warning says results may be poor.
@@ -56,8 +57,24 @@ def fit_translation(
     error, before anything is written."""
     from relcli.core.registry import make_translator
     from relcli.core.selection import POOR_SCORE, select_translator
+    from relcli.io.embeddings import open_embeddings
 
     tgt_anchors = Path(tgt_anchors)
+    with open_embeddings(tgt_anchors) as peek:
+        streamed = peek.n_rows > STREAM_ANCHORS
+    inputs = [src, tgt_anchors, as_path(src_anchors)]
+    if streamed:
+        with blame(tgt_anchors):
+            selection, _, backward = fit_streamed(src_reader, src, tgt_anchors, src_anchors, method, options, seed, device,
+                                                  reverse)
+        translation = _describe(selection, method, inputs)
+        translation.info["streamed"] = {"anchors": peek.n_rows, "sample": SAMPLE_ANCHORS}
+        translation.notes.append(f"{peek.n_rows:,} anchors: the method was chosen on a sample of {SAMPLE_ANCHORS:,} and "
+                                 "fitted on all of them, streaming")
+        translation.info["anchors"] = peek.n_rows
+        translation.reverse = backward
+        _report(translation, tgt_anchors, method, POOR_SCORE, min_score)
+        return translation
     target = load_anchors(tgt_anchors, device)
     if src_anchors is not None:
         source = load_anchors(src_anchors, device)
@@ -76,17 +93,20 @@ def fit_translation(
     _check_rows(target_vectors, target.keys, tgt_anchors, "target anchors", False)
     with blame(tgt_anchors):
         selection = select_translator(source_vectors, target_vectors, method, options, seed, target.stats.mean_norm)
-    translator = selection.translator
-    info = {"method": translator.method, "requested": method, **translator.get_params(),
-            "anchors": int(target_vectors.shape[0]), **translator.diagnostics(), "estimate": selection.estimate,
-            "selection": selection.record()}
-    translation = Translation(translator, info, [src, tgt_anchors, as_path(src_anchors)], selection)
+    translation = _describe(selection, method, inputs)
     _report(translation, tgt_anchors, method, POOR_SCORE, min_score)
     if reverse:
         chosen = selection.chosen
         with blame(tgt_anchors):
             translation.reverse = make_translator(chosen.method, seed=seed, **chosen.options).fit(target_vectors, source_vectors)
     return translation
+
+
+def _describe(selection, method: str, inputs: list) -> Translation:
+    translator = selection.translator
+    info = {"method": translator.method, "requested": method, **translator.get_params(), "anchors": selection.anchors,
+            **translator.diagnostics(), "estimate": selection.estimate, "selection": selection.record()}
+    return Translation(translator, info, inputs, selection)
 
 
 def _report(translation: Translation, path: Path, requested: str, poor: float, min_score: float | None) -> None:
@@ -101,7 +121,7 @@ def _report(translation: Translation, path: Path, requested: str, poor: float, m
         translation.notes.append(
             f"{chose}: estimated held-out score {estimate['score']:.3f} ± {estimate['spread']:.3f} (anchor retrieval "
             f"MRR {estimate['mrr']:.3f}, top-1 {estimate['top1']:.3f}, neighbour recall@10 {estimate['recall10']:.3f}, "
-            f"centred cosine {estimate['cosine']:.3f}; {len(selection.chosen.fold_models)} folds of {info['anchors']} anchors)"
+            f"centred cosine {estimate['cosine']:.3f}; {len(selection.chosen.fold_models)} folds of {selection.anchors} anchors)"
         )
         for candidate in selection.candidates:
             scored = f"score {candidate.scores['score']:.3f}" if candidate.error is None else f"failed: {candidate.error}"

@@ -17,9 +17,19 @@ from collections.abc import Callable
 
 import torch
 
+from relcli.core._linalg import gram_solve
 from relcli.core._scoring import Gallery
 
 ALPHA_GRID = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def ridge_solve(gram: torch.Tensor, cross: torch.Tensor, penalty: float) -> torch.Tensor:
+    """(XᵀX + λI)⁻¹ XᵀY from the sums (λ = ``penalty``, absolute: α·k); λ = 0 is the minimum-norm
+    least-squares solution (directions of XᵀX below round-off, e.g. zero padding, left out)."""
+    if penalty > 0:
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+        return torch.linalg.solve(gram + penalty * eye, cross)
+    return gram_solve(gram, cross, 1e-7)
 
 
 def ridge_loo(

@@ -25,7 +25,7 @@ import torch
 from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, l2_normalize, row_chunks
 from relcli.core._estimator import Estimator
 from relcli.core._irp_cutoff import AUTO_MIN_ANCHORS, FALLBACK_RCOND, farthest_point_subset, select_rcond
-from relcli.core.translate import Translator, check_parallel
+from relcli.core._translator import Translator, check_fit_size, check_parallel
 from relcli.errors import DataError, FileFormatError, RowsError, UsageError
 
 # A reconstructed row whose norm is this close to the round-off level of its matmul carries no
@@ -277,6 +277,41 @@ class IRP(_IRPParams, Translator):
             "condition_numbers": self.condition_numbers_, "kept_condition_numbers": self.kept_condition_numbers_,
             "ranks": self.ranks_, "target_norm": self.target_norm_,
         }
+
+    def frozen(self) -> "IRP":
+        return IRP(**{**self.get_params(), "rcond": self.rcond_})
+
+    def fit_moments(self, moments, target_norm: float | None = None):
+        """The folded map from sums over unit anchor rows (``AnchorMoments(unit=True)``, centred on
+        the anchor means when ``center``): with Â_Y = UΣVᵀ, Â_Xᵀ(Â_Yᵀ)⁺ = (Â_XᵀÂ_Y) V Σ⁻² Vᵀ, and
+        Â_YᵀÂ_Y = V Σ² V ᵀ gives V and Σ. Needs a numeric ``rcond``; no pruning (it needs the rows)."""
+        self._check_params()
+        if self.rcond == "auto" or self.prune_threshold or self.subspaces != 1:
+            raise UsageError("an IRP fitted from sums needs a numeric rcond (chosen on a sample first) and no pruning")
+        if not moments.unit:
+            raise UsageError("IRP needs the sums of unit anchor rows (AnchorMoments(unit=True))")
+        k, d_x, d_y = moments.n, moments.xy.shape[0], moments.xy.shape[1]
+        check_fit_size(k, d_x, d_y)
+        lam, vec = torch.linalg.eigh(moments.yy)
+        lam, vec = lam.flip(0).clamp_min(0), vec.flip(1)
+        sigma = lam.sqrt()
+        keep = sigma > float(self.rcond) * sigma[0]
+        if k < d_y and not self.allow_rank_deficient:
+            raise DataError(f"IRP needs at least d_Y={d_y} target anchors, got k={k}: use more anchors or "
+                            "--allow-rank-deficient")
+        folded = moments.xy @ (vec[:, keep] / lam[keep]) @ vec[:, keep].T
+        full = k >= d_y and bool(sigma[-1] > 0)
+        condition = float(sigma[0] / sigma[-1]) if full else float("inf")
+        kept_condition = float(sigma[0] / sigma[keep][-1]) if bool(keep.any()) else float("inf")
+        zeros_x, zeros_y = moments.xy.new_zeros(d_x), moments.xy.new_zeros(d_y)
+        norm = moments.norm_y / k if self.center or target_norm is None else float(target_norm)
+        self._set_state(
+            map_=folded, source_mean_=moments.centre_x.to(folded) if self.center else zeros_x,
+            target_mean_=moments.centre_y.to(folded) if self.center else zeros_y, target_norm_=norm,
+            rcond_=float(self.rcond), rcond_scores_={}, condition_numbers_=[condition],
+            kept_condition_numbers_=[kept_condition], ranks_=[int(keep.sum())], source_dim_=d_x, target_dim_=d_y,
+        )
+        return self
 
     def _check_state(self) -> None:
         d_x, d_y = self.map_.shape

@@ -9,21 +9,18 @@ Fitting runs in float64 whatever the anchors' dtype; the learned state is stored
 anchors' (promoted) dtype on their device, and ``transform`` follows its input's device and
 dtype.
 
-``Translator`` is the interface every translation method implements (IRP included):
-``fit(source_anchors, target_anchors, target_norm=None)`` source-first, ``transform(x)`` on
-absolute source rows, and ``source_dim_``/``target_dim_``.
+Each translator also fits from streamed sums of a large anchor set (``fit_moments``).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 
 from relcli.core import registry
-from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, compute_dtype, row_chunks
-from relcli.core._estimator import Estimator
-from relcli.core._ridge import ridge_loo
+from relcli.core._common import DEFAULT_CHUNK_ROWS, check_rows, compute_dtype, row_chunks
+from relcli.core._linalg import _polar, gram_solve, pinv_solve
+from relcli.core._translator import Translator, check_fit_size, check_parallel
+from relcli.core._ridge import ridge_loo, ridge_solve
 from relcli.core.stats import guarded_scale
 from relcli.errors import DataError, FileFormatError, UsageError
 
@@ -31,84 +28,6 @@ SCALINGS = tuple(registry.SCALINGS)
 #: what ``rcond="auto"`` means for the direct methods (measured on sample_data: 1e-6 let nearly
 #: dead source units dominate the least-squares map, CKA 0.02).
 DEFAULT_RCOND = 1e-3
-
-
-def available_memory() -> int | None:
-    """Bytes of memory the system says are available (Linux), else None."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def check_fit_size(k: int, d_x: int, d_y: int) -> None:
-    """Refuse a fit whose working memory cannot exist: a direct map holds several D × D float64
-    matrices (D = max(d_X, d_Y)) and IRP a k × D one; 200,000-d inputs would need terabytes."""
-    dim = max(d_x, d_y)
-    needed = 8 * 6 * max(dim * dim, k * dim)
-    free = available_memory()
-    if free is not None and needed > free:
-        raise DataError(
-            f"fitting a map between {d_x}-d and {d_y}-d spaces needs about {needed / 2**30:,.0f} GiB of memory, and "
-            f"{free / 2**30:,.1f} GiB are available: reduce the dimension first (e.g. with PCA)"
-        )
-
-
-def check_parallel(source_anchors: torch.Tensor, target_anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both anchor matrices checked: 2-D, same number of rows (parallel), not empty, one device, a
-    fit that fits in memory."""
-    xa = check_matrix(source_anchors, "source anchors")
-    ya = check_matrix(target_anchors, "target anchors")
-    if xa.shape[0] != ya.shape[0]:
-        raise DataError(
-            f"source anchors {tuple(xa.shape)} and target anchors {tuple(ya.shape)} must have "
-            "the same number of rows (parallel anchors)"
-        )
-    if xa.shape[0] == 0:
-        raise DataError("no anchors to fit on: the anchor matrices have 0 rows")
-    if xa.device != ya.device:
-        raise DataError(f"source anchors are on {xa.device} but target anchors on {ya.device}")
-    check_fit_size(xa.shape[0], xa.shape[1], ya.shape[1])
-    return xa, ya
-
-
-class Translator(Estimator):
-    """Maps absolute source rows into a target space; fitted on parallel anchors, source first.
-
-    ``fit(source_anchors (k×d_X), target_anchors (k×d_Y), target_norm=None)`` returns self;
-    ``target_norm`` is the whole target space's mean row norm when known (methods that
-    normalise rows restore it; the others reproduce the anchors' own scale and ignore it).
-    ``transform(x (n×d_X))`` gives (n×d_Y) on x's device in x's dtype. ``needs_direction``
-    says whether all-zero input rows are invalid (true for methods built on cosines).
-    """
-
-    method: ClassVar[str] = ""
-    needs_direction: ClassVar[bool] = False
-
-    def fit(self, source_anchors: torch.Tensor, target_anchors: torch.Tensor, target_norm: float | None = None):
-        raise TypeError(f"{type(self).__name__} is an interface: use a method from relcli.core.registry")
-
-    def transform(self, x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> torch.Tensor:
-        raise TypeError(f"{type(self).__name__} is an interface: use a method from relcli.core.registry")
-
-    def diagnostics(self) -> dict:
-        """JSON-able facts about the fitted map, recorded in the output's provenance."""
-        self.check_fitted()
-        return {"source_dim": self.source_dim_, "target_dim": self.target_dim_}
-
-    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_fitted()
-        x = check_matrix(x, "x")
-        if x.shape[1] != self.source_dim_:
-            raise DataError(
-                f"x has shape {tuple(x.shape)} but the {self.method} map was fitted on "
-                f"{self.source_dim_}-dim source anchors"
-            )
-        return x
 
 
 def _scaling(a: torch.Tensor, scaling: str, guard_dead: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,29 +59,6 @@ def _scaling(a: torch.Tensor, scaling: str, guard_dead: bool = False) -> tuple[t
 
 def _pad(a: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.nn.functional.pad(a, (0, dim - a.shape[1]))
-
-
-def pinv_solve(a: torch.Tensor, b: torch.Tensor, rcond: float) -> torch.Tensor:
-    """Minimum-norm least-squares solution X = A⁺B of A X ≈ B, by SVD.
-
-    A = UΣVᵀ, A⁺ = V Σ⁺ Uᵀ with 1/σ_i kept only where σ_i > rcond·σ_max. Unlike
-    ``torch.linalg.lstsq`` on CUDA (which assumes full rank) this stays right when A is
-    rank deficient, e.g. fewer anchors than dimensions.
-    """
-    u, s, vh = torch.linalg.svd(a, full_matrices=False)
-    cutoff = rcond * s.max()
-    s_inv = torch.where(s > cutoff, 1 / s, torch.zeros_like(s))
-    return vh.T @ (s_inv[:, None] * (u.T @ b))
-
-
-def _polar(m: torch.Tensor) -> torch.Tensor:
-    """Nearest orthogonal matrix to m in Frobenius norm: UVᵀ for m = UΣVᵀ.
-
-    UVᵀ does not depend on the SVD's sign choices (flipping a column of U and of V together
-    cancels), so no sign fixing is needed; LAPACK/cuSOLVER are deterministic for a given input.
-    """
-    u, _, vh = torch.linalg.svd(m)
-    return u @ vh
 
 
 class DirectTranslator(Translator):
@@ -240,6 +136,51 @@ class DirectTranslator(Translator):
         )
         return self
 
+    def fit_moments(self, moments, target_norm: float | None = None):
+        """The ``fit`` of the moments: the anchors' centring and scaling follow from the sums, then
+        ``_solve_moments`` gets S_XX = D_X⁻¹ X_cᵀX_c D_X⁻¹ and S_XY = D_X⁻¹ X_cᵀY_c D_Y⁻¹."""
+        self._check_params()
+        n, d_x, d_y = moments.n, moments.sum_x.shape[0], moments.sum_y.shape[0]
+        check_fit_size(n, d_x, d_y)
+        dtype = torch.float64
+        if self.scaling == "none":
+            mu_x, mu_y = moments.sum_x.new_zeros(d_x), moments.sum_y.new_zeros(d_y)
+            sigma_x, sigma_y = moments.sum_x.new_ones(d_x), moments.sum_y.new_ones(d_y)
+            cxx, cxy = moments.xx, moments.xy
+        else:
+            mu_x, mu_y = moments.mean_x, moments.mean_y
+            var_x, var_y = moments.variances()
+            if self.scaling == "standard":
+                sigma_x, sigma_y = guarded_scale(var_x.sqrt(), mu_x), var_y.sqrt()
+            else:
+                sigma_x, sigma_y = (var_x.sum() / d_x).sqrt().reshape(1), (var_y.sum() / d_y).sqrt().reshape(1)
+            sigma_x = torch.where(sigma_x > 0, sigma_x, torch.ones_like(sigma_x))
+            sigma_y = torch.where(sigma_y > 0, sigma_y, torch.ones_like(sigma_y))
+            cxx, cxy = moments.centred()
+        sx, sy = sigma_x.expand(d_x), sigma_y.expand(d_y)
+        sxx = cxx / sx[:, None] / sx[None, :]
+        sxy = cxy / sx[:, None] / sy[None, :]
+        # the anchors' standardised means: zero once centred, the raw means when not scaled
+        means = (moments.mean_x, moments.mean_y) if self.scaling == "none" else (mu_x.new_zeros(d_x), mu_y.new_zeros(d_y))
+        matrix, bias, extra = self._solve_moments(sxx, sxy, n, means)
+        dim = max(d_x, d_y)
+        padded = matrix.new_zeros(dim, dim)
+        padded[:d_x, :d_y] = matrix
+        self._set_state(
+            source_mean_=mu_x.to(dtype), source_scale_=sigma_x.to(dtype), target_mean_=mu_y.to(dtype),
+            target_scale_=sigma_y.to(dtype), matrix_=padded, bias_=torch.nn.functional.pad(bias, (0, dim - d_y)),
+            source_dim_=d_x, target_dim_=d_y, **extra,
+        )
+        return self
+
+    def frozen(self) -> "DirectTranslator":
+        return type(self)(scaling=self.scaling, rcond=self.rcond_)
+
+    def _solve_moments(self, sxx, sxy, n, means) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """(R (d_X × d_Y), b (d_Y), extra state) from the standardised sums; ``means`` the standardised
+        anchor means (zero unless scaling is none)."""
+        raise TypeError(f"{type(self).__name__} is a base class: use one of {', '.join(DIRECT_TRANSLATORS)}")
+
     def transform(self, x: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> torch.Tensor:
         """y = crop_{d_Y}(pad_D((x − μ_X)/σ_X) R + b)·σ_Y + μ_Y = x W + c, row chunk by row chunk.
 
@@ -278,6 +219,13 @@ class Procrustes(DirectTranslator):
     def _solve(self, xs, ys, to_target, gallery):
         return _polar(xs.T @ ys), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device), {}
 
+    def _solve_moments(self, sxx, sxy, n, means):
+        d_x, d_y = sxy.shape
+        dim = max(d_x, d_y)
+        padded = sxy.new_zeros(dim, dim)
+        padded[:d_x, :d_y] = sxy
+        return _polar(padded)[:d_x, :d_y], sxy.new_zeros(d_y), {}
+
 
 class LinearTranslator(DirectTranslator):
     """Least squares, regularised; b = 0.
@@ -291,12 +239,38 @@ class LinearTranslator(DirectTranslator):
     method = "linear"
     _state = {**DirectTranslator._state, "alpha_": "float", "alpha_scores_": "dict"}
 
+    def __init__(self, scaling: str = "standard", rcond: float | str = "auto", alpha: float | None = None):
+        super().__init__(scaling, rcond)
+        self.alpha = alpha
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.alpha is not None and (isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float))
+                                       or not 0 <= self.alpha < float("inf")):
+            raise UsageError(f"alpha must be a number >= 0 or None (chosen by leave-one-out), got {self.alpha!r}")
+
     def _solve(self, xs, ys, to_target, gallery):
         zero = torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device)
         if self.rcond != "auto":
             return pinv_solve(xs, ys, float(self.rcond)), zero, {"alpha_": 0.0, "alpha_scores_": {}}
+        if self.alpha is not None:
+            matrix = ridge_solve(xs.T @ xs, xs.T @ ys, float(self.alpha) * xs.shape[0])
+            return matrix, zero, {"alpha_": float(self.alpha), "alpha_scores_": {}}
         matrix, alpha, scores = ridge_loo(xs, ys, to_target, gallery)
         return matrix, zero, {"alpha_": alpha, "alpha_scores_": scores}
+
+    def _solve_moments(self, sxx, sxy, n, means):
+        zero = sxy.new_zeros(sxy.shape[1])
+        if self.rcond != "auto":
+            return gram_solve(sxx, sxy, float(self.rcond)), zero, {"alpha_": 0.0, "alpha_scores_": {}}
+        if self.alpha is None:
+            raise UsageError("a linear map fitted from sums needs its ridge penalty (alpha) chosen on a sample first")
+        return ridge_solve(sxx, sxy, float(self.alpha) * n), zero, {"alpha_": float(self.alpha), "alpha_scores_": {}}
+
+    def frozen(self) -> "LinearTranslator":
+        if self.rcond == "auto":
+            return LinearTranslator(scaling=self.scaling, rcond="auto", alpha=self.alpha_)
+        return LinearTranslator(scaling=self.scaling, rcond=self.rcond)
 
     def diagnostics(self) -> dict:
         facts = super().diagnostics()
@@ -307,14 +281,23 @@ class LinearTranslator(DirectTranslator):
 
 
 class AffineTranslator(DirectTranslator):
-    """Least squares with bias: [R; b] = [X_s, 1]⁺ Y_s (closed form, minimum norm)."""
+    """Least squares with a bias: R = X_c⁺ Y_c on the anchors centred on their means, b = ȳ − x̄ R
+    (the least-squares bias; the cut-off acts on the centred anchors only). With standard or
+    isotropic scaling the anchors are already centred, b = 0 and this equals ``linear`` with a cut-off."""
 
     method = "affine"
 
     def _solve(self, xs, ys, to_target, gallery):
-        ones = torch.ones(xs.shape[0], 1, dtype=xs.dtype, device=xs.device)
-        solution = pinv_solve(torch.cat([xs, ones], dim=1), ys, self.rcond_)
-        return solution[:-1], solution[-1], {}
+        mean_x, mean_y = xs.mean(dim=0), ys.mean(dim=0)
+        matrix = pinv_solve(xs - mean_x, ys - mean_y, self.rcond_)
+        return matrix, mean_y - mean_x @ matrix, {}
+
+    def _solve_moments(self, sxx, sxy, n, means):
+        mean_x, mean_y = means
+        centred_xx = sxx - n * torch.outer(mean_x, mean_x)
+        centred_xy = sxy - n * torch.outer(mean_x, mean_y)
+        matrix = gram_solve(centred_xx, centred_xy, self.rcond_)
+        return matrix, mean_y - mean_x @ matrix, {}
 
 
 class OrthoLinearTranslator(DirectTranslator):
@@ -325,6 +308,13 @@ class OrthoLinearTranslator(DirectTranslator):
     def _solve(self, xs, ys, to_target, gallery):
         r = pinv_solve(xs, ys, self.rcond_)
         return _polar(r), torch.zeros(xs.shape[1], dtype=xs.dtype, device=xs.device), {}
+
+    def _solve_moments(self, sxx, sxy, n, means):
+        d_x, d_y = sxy.shape
+        dim = max(d_x, d_y)
+        padded = sxy.new_zeros(dim, dim)
+        padded[:d_x, :d_y] = gram_solve(sxx, sxy, self.rcond_)
+        return _polar(padded)[:d_x, :d_y], sxy.new_zeros(d_y), {}
 
 
 DIRECT_TRANSLATORS: dict[str, type[DirectTranslator]] = {

@@ -263,7 +263,7 @@ def load_estimator(path: str | os.PathLike, kind: str, reverse: bool = False):
     """
     from relcli.core._estimator import estimator_class
     from relcli.core.heads import Head
-    from relcli.core.translate import Translator
+    from relcli.core._translator import Translator
 
     path = Path(path)
     attrs, tensors = read_estimator_meta(path)

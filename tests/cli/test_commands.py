@@ -362,9 +362,10 @@ def test_save_map_then_map_gives_identical_output(data, tmp_path, method):
 
 
 def test_translate_with_a_full_target_file(data, tmp_path):
-    """`--tgt-anchors y.h5`: all rows of y are the anchors; x's rows with the same ids are the sources."""
+    """`--tgt-anchors y.h5`: all rows of y are the anchors; x's rows with the same ids are the sources.
+    IRP gives every row the target anchors' mean norm."""
     out = tmp_path / "y_hat.h5"
-    ok(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.y_h5, "-o", out))
+    ok(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.y_h5, "--method", "irp", "-o", out))
     t = load(out)
     assert t.attrs["translation"]["anchors"] == N
     assert row_cosines(t.matrix, data.y).min() > 0.999

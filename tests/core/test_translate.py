@@ -256,7 +256,7 @@ def test_deterministic_and_save_load(method):
     cls = estimator_class(type(a).__name__)
     assert cls is DIRECT_TRANSLATORS[method]
     loaded = cls.from_fitted_state(a.get_params(), tensors, extras)
-    assert loaded.get_params() == {"scaling": "isotropic", "rcond": 1e-8}
+    assert loaded.get_params() == {"scaling": "isotropic", "rcond": 1e-8, **({"alpha": None} if method == "linear" else {})}
     x_new = gaussian(20, 10, 52)
     assert torch.equal(loaded.transform(x_new), a.transform(x_new))
 
@@ -296,8 +296,10 @@ def test_errors():
         fit_direct_translator("rotation", x, y)
     with pytest.raises(UsageError, match="standard, isotropic, none"):
         fit_direct_translator("linear", x, y, scaling="minmax")
-    with pytest.raises(UsageError, match="option --alpha does not apply to method 'linear'"):
-        fit_direct_translator("linear", x, y, alpha=1.0)
+    with pytest.raises(UsageError, match="option --beta does not apply to method 'linear': no method takes it"):
+        fit_direct_translator("linear", x, y, beta=1.0)
+    with pytest.raises(UsageError, match="option --alpha does not apply to method 'procrustes': it applies to linear"):
+        fit_direct_translator("procrustes", x, y, alpha=1.0)
     with pytest.raises(UsageError, match="option --center does not apply to method 'linear': it applies to irp"):
         fit_direct_translator("linear", x, y, center=True)
     with pytest.raises(TypeError, match="base class"):
