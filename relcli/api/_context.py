@@ -77,6 +77,19 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+def check_number(value, option: str, positive: bool = False) -> float | None:
+    """An option's number: None, or a finite int/float (and > 0 when ``positive``); else a UsageError."""
+    import math
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UsageError(f"{option} must be a finite number, got {value!r}")
+    if positive and not value > 0:
+        raise UsageError(f"{option} must be > 0, got {value!r}")
+    return float(value)
+
+
 def _ints(text: str, sep: str, option: str, example: str) -> list[int | None]:
     parts = text.split(sep)
     if len(parts) != 2:
@@ -175,3 +188,18 @@ def parallel(source, target):
 
 def take(values: np.ndarray | None, rows) -> np.ndarray | None:
     return None if values is None else values[np.asarray(rows, dtype=np.int64)]
+
+
+def select_by_ids(keys: list[str], ids, exclude_ids, path) -> list[int] | None:
+    """Positions of ``keys`` kept by ``--ids`` (only these) and ``--exclude-ids`` (not these); None when
+    neither is given. Either is a .txt list, an embedding file's ids, or ``-`` (standard input)."""
+    from relcli.io.join import read_id_list
+
+    if ids is None and exclude_ids is None:
+        return None
+    wanted = set(read_id_list(ids)) if ids is not None else None
+    dropped = set(read_id_list(exclude_ids)) if exclude_ids is not None else set()
+    selected = [i for i, k in enumerate(keys) if (wanted is None or k in wanted) and k not in dropped]
+    if not selected:
+        raise DataError("no rows left after --ids/--exclude-ids", path)
+    return selected

@@ -121,7 +121,7 @@ def _report(translation: Translation, path: Path, requested: str, poor: float, m
         translation.notes.append(
             f"{chose}: estimated held-out score {estimate['score']:.3f} ± {estimate['spread']:.3f} (anchor retrieval "
             f"MRR {estimate['mrr']:.3f}, top-1 {estimate['top1']:.3f}, neighbour recall@10 {estimate['recall10']:.3f}, "
-            f"centred cosine {estimate['cosine']:.3f}; {len(selection.chosen.fold_models)} folds of {selection.anchors} anchors)"
+            f"reconstruction R² {estimate['r2']:.3f}; {len(selection.chosen.fold_models)} folds of {selection.anchors} anchors)"
         )
         for candidate in selection.candidates:
             scored = f"score {candidate.scores['score']:.3f}" if candidate.error is None else f"failed: {candidate.error}"

@@ -9,6 +9,7 @@ import numpy as np
 
 from relcli.api._context import (
     DEFAULT_BATCH, as_path, blame, check_batch_size, check_seed, compute_dtype_of, resolve_device, rows_by_keys, rows_per_chunk,
+    select_by_ids,
 )
 from relcli.api._results import Evaluation
 from relcli.api._rows import RowLoop
@@ -34,8 +35,8 @@ def _gates(values, option: str) -> dict[str, float]:
         raise UsageError(f"{option} must map metric names to numbers, e.g. {{'cosine': 0.8}}")
     gates = {}
     for name, threshold in values.items():
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-            raise UsageError(f"{option} {name}={threshold!r}: the threshold must be a number")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold != threshold:
+            raise UsageError(f"{option} {name}={threshold!r}: the threshold must be a number (not NaN)")
         gates[str(name)] = float(threshold)
     return gates
 
@@ -59,6 +60,33 @@ def _load(reader, rows, device, need_direction: bool, batch_size: int):
             loop.reject(picked[positions.cpu().numpy()], problem)
         parts.append(data)
     return torch.cat(parts)
+
+
+#: metrics that are means over rows: computed chunk by chunk, so memory stays flat in the row count
+ROW_METRICS = {"cosine", "mse"}
+
+
+def _row_metrics(judged, selected, ref, rows, names, device, batch_size) -> dict[str, float]:
+    """``cosine`` and ``mse`` (``relcli.core.metrics``) over aligned chunks of both files, weighted by their size."""
+    import torch
+
+    from relcli.core.metrics import mean_cosine, mse
+
+    need_direction = "cosine" in names
+    mine = np.arange(judged.n_rows, dtype=np.int64) if selected is None else np.asarray(selected, dtype=np.int64)
+    theirs = np.asarray(rows, dtype=np.int64)
+    step = rows_per_chunk(batch_size, max(judged.dim, ref.dim))
+    totals = dict.fromkeys(names, 0.0)
+    for start in range(0, len(mine), step):
+        pred = _load(judged, mine[start:start + step], device, need_direction, batch_size)
+        truth = _load(ref, theirs[start:start + step], device, need_direction, batch_size)
+        dtype = torch.promote_types(pred.dtype, truth.dtype)
+        pred, truth = pred.to(dtype), truth.to(dtype)
+        if "cosine" in names:
+            totals["cosine"] += mean_cosine(pred, truth) * pred.shape[0]
+        if "mse" in names:
+            totals["mse"] += mse(pred, truth) * pred.shape[0]
+    return {name: totals[name] / len(mine) for name in names}
 
 
 def evaluate(
@@ -87,7 +115,6 @@ def evaluate(
 
     from relcli.core.evaluation import compute_embedding_metrics, compute_label_metrics, parse_metrics
     from relcli.io.embeddings import open_embeddings
-    from relcli.io.join import read_id_list
     from relcli.io.kinds import expect_kind
 
     input, reference, ids, exclude_ids = Path(input), Path(reference), as_path(ids), as_path(exclude_ids)
@@ -107,13 +134,8 @@ def evaluate(
         names += [g for g in parse_metrics([*gates_min, *gates_max], is_predictions, judged.dim == ref.dim) if g not in names] if (
             gates_min or gates_max) else []
         judged_keys = judged.row_keys()
-        selected = None
-        if ids is not None or exclude_ids is not None:
-            wanted = set(read_id_list(ids)) if ids is not None else None
-            dropped = set(read_id_list(exclude_ids)) if exclude_ids is not None else set()
-            selected = [i for i, k in enumerate(judged_keys) if (wanted is None or k in wanted) and k not in dropped]
-            if not selected:
-                raise DataError("no rows left to judge after --ids/--exclude-ids", input)
+        selected = select_by_ids(judged_keys, ids, exclude_ids, input)
+        if selected is not None:
             judged_keys = [judged_keys[i] for i in selected]
         rows = rows_by_keys(judged_keys, ref.row_keys(), reference, f"row ids of {input.name}")
         n = len(rows)
@@ -127,6 +149,9 @@ def evaluate(
             predicted = judged.labels if selected is None else judged.labels[selected]
             predicted_codes, true_codes = _label_codes(predicted, ref.labels[rows])
             results = compute_label_metrics(predicted_codes, true_codes, names)
+        elif set(names) <= ROW_METRICS:
+            with blame(input):
+                results = _row_metrics(judged, selected, ref, rows, names, torch_device, batch_size)
         else:
             need_direction = any(m not in ("mse", "cka") for m in names)
             pred = _load(judged, selected, torch_device, need_direction, batch_size)

@@ -8,6 +8,7 @@ from relcli.api._context import (
     DEFAULT_BATCH,
     blame,
     check_batch_size,
+    check_number,
     check_seed,
     compute_dtype_of,
     load_anchors,
@@ -18,8 +19,7 @@ from relcli.api._context import (
 )
 from relcli.api._results import Progress, Result
 from relcli.api._rows import RowLoop
-from relcli.core._irp_cutoff import FALLBACK_RCOND
-from relcli.errors import DataError
+from relcli.errors import DataError, UsageError
 
 
 def _similarities(similarity) -> list[str]:
@@ -120,8 +120,7 @@ def invert(
     input, anchors, output = Path(input), Path(anchors), check_output(output)
     check_batch_size(batch_size)
     check_seed(seed)
-    if target_norm is not None and not target_norm > 0:
-        raise DataError(f"--target-norm must be > 0, got {target_norm}")
+    target_norm = check_number(target_norm, "--target-norm", positive=True)
     torch_device = resolve_device(device)
     with open_embeddings(input) as reader:
         layout = read_relative_layout(reader)
@@ -151,8 +150,9 @@ def invert(
                 anchor_relative = reader.read_rows([positions[k] for k in layout.anchor_keys]).to(torch_device, cdtype)
             else:
                 warnings.append(f"{input}: the anchor items are not among its rows, so --rcond auto cannot "
-                                f"cross-validate; using {FALLBACK_RCOND:g}")
+                                f"cross-validate; using {_fallback_rcond():g}")
         norm = target_norm if target_norm is not None else (None if layout.center else target.stats.mean_norm)
+        _check_norm_fits(norm, target_norm is not None, output_dtype(dtype, reader.dtype), anchors)
         with blame(anchors, layout.anchor_keys):
             inverse.fit(target_vectors, anchor_relative=anchor_relative, target_norm=norm)
         parameters = {**inverse.get_params(), "rcond_chosen": inverse.rcond_, "rcond_scores": inverse.rcond_scores_,
@@ -170,3 +170,25 @@ def invert(
             loop.run(chunks, lambda chunk: inverse.transform(chunk, chunk_rows=None), writer)
     return Result("invert", output, loop.written, inverse.target_dim_, len(loop.dropped), loop.dropped_ids,
                   parameters=parameters, warnings=report.warnings, details=report.details, files={"output": output})
+
+
+def _check_norm_fits(norm: float | None, given: bool, dtype: str, anchors: Path) -> None:
+    """Rows scaled to ``norm`` must fit the output dtype, or every written row would be Inf: refused before
+    anything is written, naming --target-norm (given) or the anchors' statistics (restored from them)."""
+    import torch
+
+    if norm is None:
+        return
+    largest = float(torch.finfo(getattr(torch, dtype)).max)
+    if norm > largest:
+        if given:
+            raise UsageError(f"--target-norm {norm:g} does not fit the {dtype} output (largest {largest:g}): "
+                             "every row would overflow")
+        raise DataError(f"relcli.source_stats.mean_norm {norm:g} does not fit the {dtype} output (largest {largest:g}); "
+                        "give --target-norm", anchors)
+
+
+def _fallback_rcond() -> float:
+    from relcli.core._irp_cutoff import FALLBACK_RCOND
+
+    return FALLBACK_RCOND

@@ -12,12 +12,14 @@ from relcli.api._context import (
     as_path,
     blame,
     check_batch_size,
+    check_number,
     check_seed,
     compute_dtype_of,
     load_anchors,
     provenance,
     resolve_device,
     rows_by_keys,
+    select_by_ids,
 )
 from relcli.api._results import Progress, Result
 from relcli.api._rows import RowLoop
@@ -111,12 +113,17 @@ def stitch_fit(
     max_iter: int = 200,
     hidden: int = 256,
     epochs: int = 200,
+    ids=None,
+    exclude_ids=None,
     seed: int = 0,
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
 ) -> Result:
-    """Fit a classifier head on a labelled embedding file (or on its relative representation)."""
+    """Fit a classifier head on a labelled embedding file (or on its relative representation).
+
+    ``ids`` / ``exclude_ids``: fit on these rows only / on every row but these (id lists: .txt,
+    an embedding file's ids, or ``-``), e.g. the train side of ``relcli split``."""
     import torch
 
     from relcli.core.metrics import accuracy
@@ -143,6 +150,12 @@ def stitch_fit(
             raise DataError("has no labels: `stitch fit` needs a labelled file", input)
         loop = RowLoop.over(reader, hint="")
         x, rows = _all_rows(reader, loop, torch_device, anchors is not None, batch_size)
+        selected = select_by_ids(reader.row_keys(), as_path(ids), as_path(exclude_ids), input)
+        if selected is not None:
+            keep = np.isin(rows, np.asarray(selected, dtype=np.int64))
+            if not keep.any():
+                raise DataError("no valid rows left after --ids/--exclude-ids", input)
+            x, rows = x[torch.from_numpy(keep).to(x.device)], rows[keep]
         class_names, codes = encode_labels(reader.labels[rows])
         if len(np.unique(codes)) < 2:
             raise DataError(f"has {len(np.unique(codes))} class among its labels; a classifier needs at least 2", input)
@@ -162,7 +175,8 @@ def stitch_fit(
     with blame(input):
         model.fit(x, y)
     train_accuracy = accuracy(model.predict(x), y)
-    parameters = {"head": head, **params, "relative": relative is not None}
+    parameters = {"head": head, **params, "relative": relative is not None,
+                  "ids": None if ids is None else str(ids), "exclude_ids": None if exclude_ids is None else str(exclude_ids)}
     attrs = {"class_names": class_names, "relative": relative, "train_accuracy": train_accuracy,
              "provenance": provenance("stitch fit", parameters, [input, anchors])}
     save_estimator(output, model, "head", attrs)
@@ -303,6 +317,7 @@ def stitch_run(
     src, head, output = Path(src), Path(head), check_output(output)
     check_batch_size(batch_size)
     check_seed(seed)
+    min_score = check_number(min_score, "--min-score")
     torch_device = resolve_device(device)
     scorer = Scorer(head, torch_device)
     if scorer.relative is not None:

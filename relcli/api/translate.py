@@ -8,6 +8,7 @@ from relcli.api._context import (
     DEFAULT_BATCH,
     as_path,
     check_batch_size,
+    check_number,
     check_seed,
     compute_dtype_of,
     output_dtype,
@@ -65,6 +66,7 @@ def translate(
     src, output, save_map = Path(src), check_output(output), as_path(save_map)
     check_batch_size(batch_size)
     check_seed(seed)
+    min_score = check_number(min_score, "--min-score")
     options = {"center": center, "scaling": scaling, "rcond": rcond, "prune_threshold": prune_threshold,
                "subspaces": subspaces, "allow_rank_deficient": allow_rank_deficient}
     if save_map is not None:

@@ -26,7 +26,9 @@ Output = Annotated[Path, typer.Option("-o", "--output", help="Output file: .h5/.
 Key = Annotated[Optional[str], typer.Option("--key", help="Name of the 2-D array in a foreign file.")]
 Dtype = Annotated[Optional[DtypeName], typer.Option("--dtype", help="Output dtype (default: the input's).")]
 BatchSize = Annotated[
-    Optional[int], typer.Option("--batch-size", min=1, help="Rows read, computed and written per chunk (default: about 32 MiB of them).")
+    Optional[int], typer.Option("--batch-size", min=1, envvar="RELCLI_BATCH_SIZE",
+                                help="Rows read, computed and written per chunk (default: env RELCLI_BATCH_SIZE, else about "
+                                     "32 MiB of rows).")
 ]
 DropInvalid = Annotated[
     bool, typer.Option("--drop-invalid", help="Skip rows with NaN/Inf (or all zeros where direction matters) instead of failing.")
@@ -38,6 +40,10 @@ Shard = Annotated[
 ]
 Rows = Annotated[Optional[str], typer.Option("--rows", help="A:B: only rows A to B (Python slice bounds).")]
 Seed = Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1, help="Random seed; the same seed gives the same output.")]
+Ids = Annotated[Optional[Path], typer.Option("--ids", help="Only the rows whose ids are in this file (.txt list, an "
+                                              "embedding file's ids, or - for standard input).")]
+ExcludeIds = Annotated[Optional[Path], typer.Option("--exclude-ids", help="Leave out the rows whose ids are in this file "
+                                                    "(e.g. the anchors, or the test side of `relcli split`).")]
 
 # -- how the command runs ----------------------------------------------------------------------
 Device = Annotated[

@@ -78,7 +78,9 @@ def command(fn: Callable) -> Callable:
         except OSError as exc:  # a file that cannot be read or written, outside relcli's own checks
             if settings.debug:
                 raise
-            where = f"{exc.filename}: " if exc.filename else ""
+            from relcli.errors import shown_path
+
+            where = f"{shown_path(str(exc.filename))}: " if exc.filename else ""
             error(f"{where}{exc.strerror or 'input/output error'}")
             raise typer.Exit(1) from None
         except Exception as exc:  # noqa: BLE001 - the boundary must catch everything
@@ -93,7 +95,9 @@ def command(fn: Callable) -> Callable:
 
 def error(message: str) -> None:
     """One red line on stderr, always shown (even with --quiet)."""
-    typer.secho(f"Error: {message}", err=True, fg="red")
+    from relcli.errors import one_line
+
+    typer.secho(f"Error: {one_line(message)}", err=True, fg="red")
 
 
 def warn(message: str) -> None:

@@ -9,7 +9,8 @@ import typer
 from typer.core import TyperGroup
 
 from relcli import __version__
-from relcli.cli import _runtime, anchors, embed, evaluate, info, project, stitch, translate
+from relcli.cli import _runtime, anchors, embed, evaluate, info, merge, project, stitch, translate
+from relcli.cli import export, report, search, split
 
 
 class OneLineErrors(TyperGroup):
@@ -42,7 +43,7 @@ app = typer.Typer(
     "projection (IRP) and direct translation over embedding files (HDF5, safetensors, .npy).",
     no_args_is_help=True,
     rich_markup_mode=None,  # plain Click help: rendering with Rich would cost ~0.2 s of imports
-    add_completion=False,
+    add_completion=True,  # relcli --install-completion bash|zsh|fish|powershell
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -79,6 +80,12 @@ app.command("translate")(translate.translate)
 app.add_typer(stitch.app, name="stitch")
 app.command("evaluate")(evaluate.evaluate)
 app.command("info")(info.info)
+app.command("merge")(merge.merge)
+app.command("split")(split.split)
+app.command("search")(search.search)
+app.command("export")(export.export)
+app.command("import")(export.import_)
+app.command("report")(report.report)
 
 
 def main() -> None:

@@ -53,13 +53,8 @@ def evaluate(
     output_format: Annotated[EvalFormat, typer.Option("--format", "-f", help="table | json | csv, on stdout.")] = EvalFormat.table,
     minimum: Annotated[Optional[list[str]], typer.Option("--min", help="Gate: exit 1 unless METRIC >= VALUE (repeatable).")] = None,
     maximum: Annotated[Optional[list[str]], typer.Option("--max", help="Gate: exit 1 unless METRIC <= VALUE (repeatable).")] = None,
-    ids: Annotated[
-        Optional[Path], typer.Option("--ids", help="Judge only the rows whose ids are in this file (.txt list or embedding file).")
-    ] = None,
-    exclude_ids: Annotated[
-        Optional[Path],
-        typer.Option("--exclude-ids", help="Leave out rows whose ids are in this file, e.g. the anchors or a head's training rows."),
-    ] = None,
+    ids: opt.Ids = None,
+    exclude_ids: opt.ExcludeIds = None,
     query_sample: Annotated[
         Optional[int], typer.Option("--query-sample", min=1, help="Retrieval over this many sampled queries (default: all, "
                                     "or 10,000 above 50,000 rows).")

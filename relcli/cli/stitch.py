@@ -44,6 +44,8 @@ def fit(
     max_iter: Annotated[int, typer.Option("--max-iter", min=1, help="Logistic: L-BFGS iterations.")] = 200,
     hidden: Annotated[int, typer.Option("--hidden", min=1, help="MLP: hidden units.")] = 256,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="MLP: full-batch Adam steps.")] = 200,
+    ids: opt.Ids = None,
+    exclude_ids: opt.ExcludeIds = None,
     seed: opt.Seed = 0,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
@@ -58,14 +60,15 @@ def fit(
     Examples:
       relcli stitch fit y.h5 --head logistic -o head.safetensors
       relcli stitch fit y.h5 --anchors ya.h5 -o rel_head.safetensors   (relative mode)
+      relcli stitch fit y.h5 --ids train.txt -o head.safetensors      (train side of `relcli split`)
     """
     configure(device, quiet, verbose, debug)
     from relcli import api
 
     result = api.stitch_fit(
         input, output=output, head=head, anchors=anchors, similarity=similarity, aggregate=aggregate, center=center,
-        l2=l2, max_iter=max_iter, hidden=hidden, epochs=epochs, seed=seed, key=key, batch_size=batch_size,
-        device=settings.device,
+        l2=l2, max_iter=max_iter, hidden=hidden, epochs=epochs, ids=ids, exclude_ids=exclude_ids, seed=seed, key=key,
+        batch_size=batch_size, device=settings.device,
     )
     report(result, f"fitted a {head} head on {result.rows:,} x {result.dims} ({result.scores['classes']} classes, "
                    f"train accuracy {result.scores['train_accuracy']:.4f}) -> {result.output}")

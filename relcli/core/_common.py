@@ -39,8 +39,7 @@ def check_matrix(x: torch.Tensor, what: str = "input") -> torch.Tensor:
     return x
 
 
-NONFINITE = "NaN/Inf"
-ZERO = "all zeros (no direction)"
+from relcli.errors import NONFINITE, ZERO  # noqa: E402 - the names of row problems live with the errors
 
 
 def _overflow(dtype: torch.dtype) -> str:
@@ -62,7 +61,7 @@ def invalid_rows(x: torch.Tensor, need_direction: bool = True) -> tuple[torch.Te
         norms = torch.linalg.vector_norm(x, dim=1)  # NaN/Inf, zero and overflowing rows all show here
         if bool((torch.isfinite(norms) & (norms > 0)).all()):
             return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device), []
-    elif bool(torch.isfinite(x.sum(dtype=torch.float64))):  # finite float32 rows never sum to Inf in float64
+    elif bool(torch.isfinite(x.sum())):  # NaN/Inf survive a sum; a sum that overflows is checked exactly below
         return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device), []
     nonfinite = (~torch.isfinite(x)).any(dim=1)
     mask = nonfinite

@@ -3,9 +3,10 @@
 Parameters are stored by ``__init__`` under their own names and nothing else happens there;
 ``fit`` returns ``self``; learned state lives in public attributes whose names end in ``_``.
 Each class declares its learned state by name and type in ``_state`` (``"tensor1"`` for a 1-D
-tensor, ``"float"``, ``"int"``, ``"list"``, ``"dict"``...); it counts as fitted when every
-declared attribute is present, and ``fit`` assigns them all at once through ``_set_state``
-only when it succeeds, so a failed fit never leaves a half-fitted estimator.
+floating tensor, ``"itensor1"``/``"btensor1"`` for integer/bool ones, ``"float"``, ``"int"``,
+``"list"``, ``"dict"``...); it counts as fitted when every declared attribute is present, and
+``fit`` assigns them all at once through ``_set_state`` only when it succeeds, so a failed fit
+never leaves a half-fitted estimator.
 
 ``fitted_state`` splits the state into tensors and JSON-able values for the I/O layer;
 ``from_fitted_state`` rebuilds an estimator from a file and checks every name, type and shape,
@@ -31,7 +32,8 @@ _SCALARS = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)
 class Estimator:
     """Base class: ``get_params``, fitted-state checks, save/load of state, device moves."""
 
-    #: learned attribute -> type: "tensorN" (N-D floating or integer tensor) or a scalar kind.
+    #: learned attribute -> type: "tensorN" (N-D floating tensor), "itensorN" (integer), "btensorN" (bool),
+    #: or a scalar kind.
     _state: ClassVar[dict[str, str]] = {}
     #: learned attributes that may be absent (e.g. IRP's folded map when fitted without sources).
     _optional_state: ClassVar[tuple[str, ...]] = ()
@@ -146,21 +148,44 @@ class Estimator:
         return f"{type(self).__name__}({args})"
 
 
+#: tensor kinds by prefix: what dtype each must have ("tensorN" floating, "itensorN" integer, "btensorN" bool).
+_TENSOR_KINDS = {"tensor": "floating", "itensor": "integer", "btensor": "bool"}
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _dtype_kind(value: torch.Tensor) -> str:
+    if value.dtype == torch.bool:
+        return "bool"
+    if value.is_floating_point():
+        return "floating"
+    return "complex" if value.is_complex() else "integer"
+
+
 def _check_type(owner: str, name: str, value: Any, kind: str) -> None:
-    if kind.startswith("tensor"):
-        ndim = int(kind[len("tensor"):])
+    prefix = kind.rstrip("0123456789")
+    if prefix in _TENSOR_KINDS:
+        ndim = int(kind[len(prefix):])
         if not isinstance(value, torch.Tensor):
             raise FileFormatError(f"{owner} state {name} must be a tensor, got {type(value).__name__}")
+        wanted = _TENSOR_KINDS[prefix]
+        if _dtype_kind(value) != wanted:
+            dtype = str(value.dtype).replace("torch.", "")
+            raise FileFormatError(f"{owner} state {name} must hold {wanted} values, got dtype {dtype}")
         if value.ndim != ndim:
             raise FileFormatError(f"{owner} state {name} must be {ndim}-D, got shape {list(value.shape)}")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise FileFormatError(f"{owner} state {name} holds NaN/Inf")
+        if wanted == "floating" and value.numel():
+            if not bool(torch.isfinite(value).all()):
+                raise FileFormatError(f"{owner} state {name} holds NaN/Inf")
+            if float(torch.linalg.vector_norm(value.double())) > _FLOAT32_MAX:
+                raise FileFormatError(f"{owner} state {name} holds values too large for float32 (its norm overflows)")
         return
     wrong_bool = isinstance(value, bool) and kind != "bool"
     if wrong_bool or not isinstance(value, _SCALARS[kind]):
         raise FileFormatError(f"{owner} state {name} must be a {kind}, got {type(value).__name__}")
     if kind == "float" and not math.isfinite(value):
         raise FileFormatError(f"{owner} state {name} must be finite, got {value}")
+    if kind == "float" and abs(value) > _FLOAT32_MAX:
+        raise FileFormatError(f"{owner} state {name} is {value:g}, beyond float32's range")
 
 
 def estimator_class(name: str) -> type[Estimator]:

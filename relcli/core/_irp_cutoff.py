@@ -81,7 +81,9 @@ def select_rcond(
         projected = anchor_relative[held][:, kept].to(dtype) @ u
         for c in grid:
             keep = sigma > c * sigma[0]
-            per_cut[c].append(gallery.scores((projected[:, keep] / sigma[keep]) @ vh[keep], held))
+            predicted = (projected[:, keep] / sigma[keep]) @ vh[keep]
+            unit = predicted / torch.linalg.vector_norm(predicted, dim=1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+            per_cut[c].append(gallery.scores(unit, held))  # unit rows, as IRP's output is (up to its norm)
     scores = {f"{c:g}": mean_scores(folds_of_c) for c, folds_of_c in per_cut.items()}
     best = max(grid, key=lambda c: (round(scores[f"{c:g}"]["score"], 12), -c))
     return float(best), scores

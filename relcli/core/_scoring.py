@@ -11,7 +11,11 @@ rows y_h, searched among all k target anchors (a gallery, as a search index woul
   (y_h itself left out of both): whether neighbourhoods survive, what search users see;
 - ``cosine``: mean cos(ŷ_h − μ, y_h − μ), μ = the gallery mean: direction, without the shared
   offset that makes every row of an anisotropic encoder look alike (predicting μ itself scores 0);
-- ``score`` = (mrr + recall10 + cosine) / 3, in [-1/3, 1]; chance is about 0.
+- ``r2``: max(−1, 1 − Σ_h ‖ŷ_h − y_h‖² / Σ_h ‖y_h − μ‖²), the share of the held-out rows' spread
+  around μ that the predictions reproduce: 1 when exact, 0 for predicting μ, below 0 for rows
+  that miss μ itself or the target's scale (what a classifier trained on the target space, or
+  IRP's norm restoration, relies on; uncentred IRP on an anisotropic encoder fails exactly here);
+- ``score`` = (mrr + recall10 + r2) / 3, in [-1/3, 1]; chance is about 0.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import torch
 
 NEIGHBOURS = 10
-SCORE_NAMES = ("score", "mrr", "top1", "recall10", "cosine")
+SCORE_NAMES = ("score", "mrr", "top1", "recall10", "cosine", "r2")
 #: at most this many held-out rows are scored per call (evenly spaced): an estimate, at a bounded cost
 MAX_SCORED = 1024
 
@@ -64,8 +68,11 @@ class Gallery:
             found = sims.scatter_(1, truth_rows[:, None], -torch.inf).topk(m, dim=1).indices
             hits = (found[:, :, None] == self.neighbours[truth_rows][:, None, :]).any(dim=2).sum(dim=1)
             recall = float(hits.to(torch.float64).mean() / m)
-        cosine = float((_unit(predicted - self.mean) * _unit(self.rows[truth_rows] - self.mean)).sum(dim=1).mean())
-        return {"score": (mrr + recall + cosine) / 3, "mrr": mrr, "top1": top1, "recall10": recall, "cosine": cosine}
+        truth = self.rows[truth_rows]
+        cosine = float((_unit(predicted - self.mean) * _unit(truth - self.mean)).sum(dim=1).mean())
+        spread = float((truth - self.mean).square().sum())
+        r2 = max(-1.0, 1.0 - float((predicted - truth).square().sum()) / spread) if spread > 0 else 0.0
+        return {"score": (mrr + recall + r2) / 3, "mrr": mrr, "top1": top1, "recall10": recall, "cosine": cosine, "r2": r2}
 
 
 def anchor_scores(predicted: torch.Tensor, truth_rows: torch.Tensor, gallery: torch.Tensor | Gallery) -> dict[str, float]:

@@ -287,7 +287,7 @@ class AnchorSelector(Estimator):
     """
 
     _state = {
-        "indices_": "tensor1", "space_mean_": "tensor1", "space_std_": "tensor1",
+        "indices_": "itensor1", "space_mean_": "tensor1", "space_std_": "tensor1",
         "mean_norm_": "float", "std_norm_": "float", "n_rows_": "int",
     }
 

@@ -144,7 +144,7 @@ class LogisticHead(Head):
     """
 
     _state = {
-        "classes_": "tensor1", "input_mean_": "tensor1", "input_std_": "tensor1", "weight_": "tensor2",
+        "classes_": "itensor1", "input_mean_": "tensor1", "input_std_": "tensor1", "weight_": "tensor2",
         "bias_": "tensor1", "loss_": "float", "n_iter_": "int",
     }
 
@@ -212,7 +212,7 @@ class MLPHead(Head):
     """
 
     _state = {
-        "classes_": "tensor1", "input_mean_": "tensor1", "input_std_": "tensor1", "w1_": "tensor2",
+        "classes_": "itensor1", "input_mean_": "tensor1", "input_std_": "tensor1", "w1_": "tensor2",
         "b1_": "tensor1", "w2_": "tensor2", "b2_": "tensor1", "loss_": "float",
     }
 

@@ -141,7 +141,7 @@ class InverseRelativeProjection(_IRPParams, Estimator):
     """
 
     _state = {
-        "subsets_": "tensor2", "inverse_": "tensor3", "condition_numbers_": "list",
+        "subsets_": "btensor2", "inverse_": "tensor3", "condition_numbers_": "list",
         "kept_condition_numbers_": "list", "ranks_": "list", "rcond_": "float", "rcond_scores_": "dict",
         "target_norm_": "float", "target_mean_": "tensor1", "target_dim_": "int",
     }

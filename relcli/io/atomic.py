@@ -47,12 +47,15 @@ def check_writable(path: str | os.PathLike) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if len(os.fsencode(path.name)) > _MAX_NAME_BYTES:
         raise UsageError(f"cannot write: the file name is longer than {_MAX_NAME_BYTES} bytes", path)
-    if not folder.is_dir():
-        raise FileFormatError(f"cannot write: folder {str(folder)!r} does not exist", path)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise FileFormatError(f"cannot write: folder {str(folder)!r} is not writable", path)
-    if path.is_dir():
-        raise FileFormatError("cannot write: it is a folder", path)
+    try:
+        if not folder.is_dir():
+            raise FileFormatError(f"cannot write: folder {str(folder)!r} does not exist", path)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise FileFormatError(f"cannot write: folder {str(folder)!r} is not writable", path)
+        if path.is_dir():
+            raise FileFormatError("cannot write: it is a folder", path)
+    except OSError as exc:  # a name the system refuses: a folder name over 255 bytes, a path too long
+        raise FileFormatError(f"cannot write: {exc.strerror or 'input/output error'}", path) from None
     return path
 
 

@@ -9,7 +9,9 @@ chunk holding them raises ``RowsError`` with their positions, before anything of
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from relcli.core._common import NONFINITE
-from relcli.errors import DataError, FileFormatError, OutputError, RowsError, UsageError
+from relcli.errors import NONFINITE, DataError, FileFormatError, OutputError, RowsError, UsageError
 from relcli.io.meta import EMBEDDING_KINDS, FORMAT_VERSION, KINDS
 from relcli.io._reader import FLOAT_DTYPES, EmbeddingReader, as_id_array, check_unique, pair_keys
 from relcli.io.atomic import OutputGroup, check_space, describe_os_error, output_format
@@ -32,9 +33,13 @@ __all__ = ["EMBEDDING_KINDS", "FLOAT_DTYPES", "KINDS", "EmbeddingReader", "Embed
 
 def sniff_format(path: Path) -> str:
     """'hdf5', 'safetensors' or 'npy' from the file's first bytes (extension only as a hint)."""
-    if not path.exists():
-        raise FileFormatError("no such file", path)
-    if path.is_dir():
+    try:
+        is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError as exc:  # missing, or a name the system refuses (too long, a symlink loop)
+        missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+        raise FileFormatError("no such file" if missing else f"cannot read: {exc.strerror or 'input/output error'}",
+                              path) from None
+    if is_folder:
         raise FileFormatError("is a folder, not an embedding file", path)
     try:
         with open(path, "rb") as handle:
@@ -155,9 +160,14 @@ class EmbeddingWriter:
     def __enter__(self):
         if self._group is None:
             self._own_group = self._group = OutputGroup()
-        self._temp = self._group.temp(self.path)
-        if self.dim is not None:
-            self._open_format(self.dim)
+        try:
+            self._temp = self._group.temp(self.path)
+            if self.dim is not None:
+                self._open_format(self.dim)
+        except BaseException as error:  # __exit__ will not run: remove the temp file here
+            if self._own_group is not None:
+                self._own_group.__exit__(type(error), error, error.__traceback__)
+            raise
         return self
 
     def _open_format(self, dim: int) -> None:
@@ -234,8 +244,8 @@ class EmbeddingWriter:
         """None when every row is finite (one cheap pass), else the mask of finite rows."""
         import torch
 
-        if tensor.shape[1] == 0 or bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
-            return None  # a sum over finite values is finite (float64: no overflow from float32 rows)
+        if tensor.shape[1] == 0 or bool(torch.isfinite(tensor.sum())):
+            return None  # NaN and Inf survive a sum: a finite sum means finite rows (an overflowing one is checked below)
         finite = torch.isfinite(tensor).all(dim=1)
         return None if bool(finite.all()) else finite
 

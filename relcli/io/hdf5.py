@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +151,22 @@ def _dtype_name(dtype, path) -> str:
 
 
 class _GuardedFile(io.RawIOBase):
-    """A file libhdf5 writes through whose failures are recorded, never reported to libhdf5."""
+    """A file libhdf5 writes through whose failures are recorded, never reported to libhdf5.
+
+    After a failed write, what libhdf5 writes next is kept in memory (page by page, on top of the
+    bytes on disk), so what it reads back is what it wrote: libhdf5 re-reads its own structures
+    (the global heap of variable-length strings, say), and garbage read back from a short file
+    made it fail, or crash. The memory is bounded: the writer checks ``error`` after every block.
+    """
+
+    PAGE = 1 << 12
 
     def __init__(self, path: Path):
         super().__init__()
-        self._file = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed in close()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._pos = 0
+        self._size = 0  # the file as libhdf5 sees it (disk, and the pages kept in memory)
+        self._pages: dict[int, bytearray] = {}
         self.error: OSError | None = None
 
     def readable(self) -> bool:
@@ -166,44 +178,90 @@ class _GuardedFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    def _disk(self, size: int, offset: int) -> bytes:
+        data = os.pread(self._fd, size, offset)
+        return data + bytes(size - len(data))  # past the end on disk: zeros, like a sparse file
+
     def readinto(self, buffer) -> int:
-        return self._file.readinto(buffer)
+        view = memoryview(buffer).cast("B")
+        size = max(0, min(len(view), self._size - self._pos))
+        if not self._pages:
+            view[:size] = self._disk(size, self._pos)
+        else:
+            done = 0
+            while done < size:
+                offset = self._pos + done
+                page, within = divmod(offset, self.PAGE)
+                step = min(size - done, self.PAGE - within)
+                kept = self._pages.get(page)
+                view[done : done + step] = kept[within : within + step] if kept is not None else self._disk(step, offset)
+                done += step
+        self._pos += size
+        return size
+
+    def _keep(self, offset: int, data: memoryview) -> None:
+        """Bytes that could not reach the disk, kept in memory pages."""
+        done = 0
+        while done < len(data):
+            page, within = divmod(offset + done, self.PAGE)
+            step = min(len(data) - done, self.PAGE - within)
+            if page not in self._pages:
+                try:
+                    self._pages[page] = bytearray(self._disk(self.PAGE, page * self.PAGE))
+                except OSError:
+                    self._pages[page] = bytearray(self.PAGE)
+            self._pages[page][within : within + step] = data[done : done + step]
+            done += step
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
-        size = len(view)
+        size, offset, done = len(view), self._pos, 0
         if self.error is None:
             try:
-                while len(view):
-                    written = self._file.write(view)
+                while done < size:
+                    written = os.pwrite(self._fd, view[done:], offset + done)
                     if not written:
                         raise OSError(errno.ENOSPC, "No space left on device")
-                    view = view[written:]
+                    done += written
             except OSError as exc:
                 self.error = exc
+        if done < size:
+            self._keep(offset + done, view[done:])
+        self._pos = offset + size
+        self._size = max(self._size, self._pos)
         return size
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self._file.seek(offset, whence)
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
 
     def tell(self) -> int:
-        return self._file.tell()
+        return self._pos
 
     def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
         if self.error is None:
             try:
-                return self._file.truncate(size)
+                os.ftruncate(self._fd, size)
             except OSError as exc:
                 self.error = exc
-        return self.tell() if size is None else size
+        for page in [p for p in self._pages if p * self.PAGE >= size]:
+            del self._pages[page]
+        page, within = divmod(size, self.PAGE)
+        if page in self._pages:
+            self._pages[page][within:] = bytes(self.PAGE - within)
+        self._size = size
+        return size
 
     def flush(self) -> None:
         pass
 
     def close(self) -> None:
         if not self.closed:
+            self._pages.clear()
             try:
-                self._file.close()
+                os.close(self._fd)
             except OSError as exc:
                 self.error = self.error or exc
         super().close()
@@ -217,15 +275,22 @@ class HDF5Writer:
 
         self.output = output
         self._guard = _GuardedFile(temp)
-        self._file = h5py.File(self._guard, "w")
-        rows_per_chunk = max(1, CHUNK_BYTES // max(1, dim * np.dtype(dtype).itemsize))
-        if n_rows_hint:
-            rows_per_chunk = min(rows_per_chunk, n_rows_hint)
-        self._matrix = self._file.create_dataset(
-            "embeddings", shape=(n_rows_hint or 0, dim), maxshape=(None, dim), dtype=dtype, chunks=(rows_per_chunk, dim)
-        )
-        self._rows = 0
-        self._check()
+        self._file = None
+        try:
+            with interrupts.critical():
+                self._file = h5py.File(self._guard, "w")
+                rows_per_chunk = max(1, CHUNK_BYTES // max(1, dim * np.dtype(dtype).itemsize))
+                if n_rows_hint:
+                    rows_per_chunk = min(rows_per_chunk, n_rows_hint)
+                self._matrix = self._file.create_dataset(
+                    "embeddings", shape=(n_rows_hint or 0, dim), maxshape=(None, dim), dtype=dtype,
+                    chunks=(rows_per_chunk, dim)
+                )
+            self._rows = 0
+            self._check()
+        except BaseException:
+            self.abort()  # a writer that failed to start closes what it opened: nothing flushes later, at exit
+            raise
 
     def _check(self) -> None:
         if self._guard.error is not None:
@@ -233,17 +298,25 @@ class HDF5Writer:
 
     def append(self, block: np.ndarray) -> None:
         stop = self._rows + block.shape[0]
-        with interrupts.critical():  # libhdf5 calls back into _GuardedFile: no exception may be raised there
-            if stop > self._matrix.shape[0]:
-                self._matrix.resize(max(stop, 2 * self._matrix.shape[0]), axis=0)
-            self._matrix[self._rows : stop] = block
+        try:
+            with interrupts.critical():  # libhdf5 calls back into _GuardedFile: no exception may be raised there
+                if stop > self._matrix.shape[0]:
+                    self._matrix.resize(max(stop, 2 * self._matrix.shape[0]), axis=0)
+                self._matrix[self._rows : stop] = block
+        except (OSError, RuntimeError, ValueError):
+            self._check()  # libhdf5 failing after a failed write: report the write
+            raise
         self._rows = stop
         self._check()
         interrupts.check()
 
     def finish(self, aux: dict[str, np.ndarray], arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
-        with interrupts.critical():
-            self._write_rest(aux, arrays, attrs)
+        try:
+            with interrupts.critical():
+                self._write_rest(aux, arrays, attrs)
+        except (OSError, RuntimeError, ValueError):
+            self._check()  # libhdf5 failing after a failed write: report the write
+            raise
         self._check()
         interrupts.check()
 
@@ -269,7 +342,8 @@ class HDF5Writer:
     def abort(self) -> None:
         with interrupts.critical():
             try:
-                self._file.close()
+                if self._file is not None:
+                    self._file.close()
             except Exception:  # noqa: BLE001 - the file is being thrown away
                 pass
             self._guard.close()

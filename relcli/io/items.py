@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from relcli.errors import DataError, FileFormatError, UsageError, describe_rows
+from relcli.errors import DataError, FileFormatError, RelcliError, UsageError, describe_rows
 from relcli.io._reader import as_id_array, check_unique
 
 STDIN = "-"
@@ -133,6 +133,8 @@ def _read_array(path: Path, key: str | None):
             ids = archive["ids"] if "ids" in archive.files else None
             labels = archive["labels"] if "labels" in archive.files else None
             return archive[_pick_key(names, key, path)], ids, labels
+    except RelcliError:
+        raise
     except (ValueError, OSError, EOFError) as exc:
         raise FileFormatError(f"cannot read the array: {str(exc).splitlines()[0][:160]}", path) from None
     import h5py
@@ -142,17 +144,30 @@ def _read_array(path: Path, key: str | None):
     except OSError as exc:
         raise FileFormatError(f"cannot read HDF5 (truncated or corrupt?): {str(exc)[:160]}", path) from None
     names = [n for n, d in handle.items() if isinstance(d, h5py.Dataset) and n not in ("ids", "labels")]
-    if "ids" in handle:
-        ids = handle["ids"].asstr()[...].tolist() if handle["ids"].dtype.kind in "SO" else handle["ids"][...]
-    if "labels" in handle:
-        labels = handle["labels"].asstr()[...].tolist() if handle["labels"].dtype.kind in "SO" else handle["labels"][...]
+    ids, labels = _h5_column(handle, "ids", path), _h5_column(handle, "labels", path)
     return handle[_pick_key(names, key, path)], ids, labels
+
+
+def _h5_column(handle, name: str, path: Path):
+    """An HDF5 items file's ``ids``/``labels`` (strings as UTF-8, or numbers), or None."""
+    if name not in handle:
+        return None
+    dataset = handle[name]
+    try:
+        if dataset.dtype.kind in "SO":
+            return dataset.asstr(encoding="utf-8")[...].tolist()
+        return dataset[...]
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{name!r} holds strings that are not valid UTF-8", path) from None
+    except (OSError, RuntimeError, TypeError, ValueError) as exc:
+        raise FileFormatError(f"cannot read {name!r}: {str(exc).splitlines()[0][:160] if str(exc) else 'unreadable'}",
+                              path) from None
 
 
 def _pick_key(names: list[str], key: str | None, path: Path) -> str:
     if key is not None:
         if key not in names:
-            raise FileFormatError(f"has no array {key!r} (arrays: {', '.join(names) or 'none'})", path)
+            raise UsageError(f"has no array {key!r} for --key (arrays: {', '.join(names) or 'none'})", path)
         return key
     if len(names) != 1:
         raise UsageError(f"has {len(names)} arrays ({', '.join(names) or 'none'}): pick one with --key", path)

@@ -62,12 +62,20 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
 
 
 def read_id_list(path: str | os.PathLike) -> list[str]:
-    """Ids from a .txt file (one per line) or from the ids of any embedding file."""
+    """Ids from a .txt file (one per line), from standard input (``-``, one per line) or from the ids
+    of any embedding file."""
+    if str(path) == "-":
+        import sys
+
+        return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
     path = Path(path)
     if path.suffix.lower() == ".txt":
         if not path.is_file():
             raise FileFormatError("no such id list", path)
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise FileFormatError("is not valid UTF-8 text", path) from None
     from relcli.io.embeddings import open_embeddings
 
     with open_embeddings(path) as reader:

@@ -92,8 +92,9 @@ def read_stats(reader: EmbeddingReader):
     n_rows = scalars["n_rows"]
     if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1:
         raise FileFormatError(f"relcli.source_stats.n_rows must be a positive integer, got {n_rows!r}", reader.path)
-    mean_norm = meta.finite_number(scalars["mean_norm"], "relcli.source_stats.mean_norm", reader.path, positive=True)
-    std_norm = meta.finite_number(scalars["std_norm"], "relcli.source_stats.std_norm", reader.path)
+    mean_norm = meta.finite_number(scalars["mean_norm"], "relcli.source_stats.mean_norm", reader.path, positive=True,
+                                   float32=True)
+    std_norm = meta.finite_number(scalars["std_norm"], "relcli.source_stats.std_norm", reader.path, float32=True)
     if std_norm < 0:
         raise FileFormatError(f"relcli.source_stats.std_norm must be >= 0, got {std_norm}", reader.path)
     tensors = {}
@@ -175,10 +176,11 @@ def read_relative_layout(reader: EmbeddingReader) -> RelativeLayout:
 
     expect_kind(reader, ("relative",), "`relcli invert`")
     similarities = reader.attrs.get("similarities", ["cosine"])
-    if not isinstance(similarities, list) or not similarities or any(s not in SIMILARITIES for s in similarities):
+    if (not isinstance(similarities, list) or not similarities
+            or any(not isinstance(s, str) or s not in SIMILARITIES for s in similarities)):
         raise FileFormatError(f"relcli.similarities must list known similarities, got {similarities!r}", reader.path)
     aggregate = reader.attrs.get("aggregate", "concat")
-    if aggregate not in AGGREGATIONS:
+    if not isinstance(aggregate, str) or aggregate not in AGGREGATIONS:
         raise FileFormatError(f"relcli.aggregate must be one of {', '.join(AGGREGATIONS)}, got {aggregate!r}", reader.path)
     center = reader.attrs.get("center", False)
     if not isinstance(center, bool):
@@ -187,6 +189,13 @@ def read_relative_layout(reader: EmbeddingReader) -> RelativeLayout:
     if anchor_ids is None:
         raise FileFormatError("has no anchor_ids: it was not made by `relcli project`", reader.path)
     keys = [str(a) for a in anchor_ids.tolist()]
+    if len(set(keys)) != len(keys):
+        from relcli.errors import describe_rows
+
+        seen: set[str] = set()
+        repeated = [k for k in keys if k in seen or seen.add(k)]
+        raise FileFormatError(f"anchor_ids repeat {describe_rows(sorted(set(repeated)))}: each anchor must be listed once",
+                              reader.path)
     blocks = 1 if aggregate == "sum" else len(similarities)
     if reader.dim != len(keys) * blocks:
         raise FileFormatError(f"has {reader.dim} columns but {len(keys)} anchor ids x {blocks} block(s)", reader.path)

@@ -99,10 +99,17 @@ def decode(raw: dict[str, Any], all_json: bool, path=None) -> dict[str, Any]:
     return attrs
 
 
-def finite_number(value: Any, field: str, path=None, positive: bool = False) -> float:
-    """A metadata number checked on read: a finite float (and > 0 when ``positive``)."""
+#: the largest float32: statistics and learned state beyond it cannot be applied to float32 rows.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def finite_number(value: Any, field: str, path=None, positive: bool = False, float32: bool = False) -> float:
+    """A metadata number checked on read: a finite float (and > 0 when ``positive``; within float32's
+    range when ``float32``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise FileFormatError(f"{field} must be a finite number, got {value!r}", path)
     if positive and not value > 0:
         raise FileFormatError(f"{field} must be > 0, got {value!r}", path)
+    if float32 and abs(value) > FLOAT32_MAX:
+        raise FileFormatError(f"{field} is {value:g}, beyond float32's range (largest {FLOAT32_MAX:g})", path)
     return float(value)

@@ -71,7 +71,7 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             raise _invalid(name, "needs exactly dtype, shape and data_offsets", path)
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in ST_TO_NAME:
+        if not isinstance(dtype, str) or dtype not in ST_TO_NAME:
             raise _invalid(name, f"unknown dtype {dtype!r}", path)
         if not isinstance(shape, list) or not all(type(v) is int and v >= 0 for v in shape):
             raise _invalid(name, f"shape {shape!r} must be a list of non-negative integers", path)
@@ -206,7 +206,11 @@ class SafetensorsWriter:
         self._room = HEADER_ROOM
         self._rows = 0
         self._handle = open(temp, "wb")  # noqa: SIM115 - closed in finish()/abort()
-        self._guard(lambda: self._handle.write(b" " * (8 + self._room)))
+        try:
+            self._guard(lambda: self._handle.write(b" " * (8 + self._room)))
+        except BaseException:
+            self.abort()
+            raise
 
     def _guard(self, action):
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from relcli.errors import FileFormatError
@@ -9,10 +10,16 @@ from relcli.errors import FileFormatError
 SUFFIXES = (".pt", ".pth", ".ts", ".jit")
 
 
+#: an exception class name at the head of a line ("RuntimeError: ", "torch.jit.Error: "): not for users.
+_CLASS_PREFIX = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)\b:?\s*)+")
+
+
 def error_cause(exc: BaseException) -> str:
-    """The informative line of an error: TorchScript puts the real cause on its last line."""
+    """The informative line of an error: TorchScript puts the real cause on its last line (without the
+    exception class name it starts with)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1][:200] if lines else "unknown error"
+    cause = _CLASS_PREFIX.sub("", lines[-1]).strip() if lines else ""
+    return cause[:200] or "unknown error"
 
 
 def load_torchscript(path: Path, device, what: str = "TorchScript module"):

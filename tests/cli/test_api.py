@@ -77,7 +77,7 @@ def test_stitch_fit_and_evaluate_equal_their_api_functions(data, tmp_path):
 
 
 def test_info_describes_every_kind_relcli_writes(data, tmp_path):
-    ok(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.ya, "--save-map", tmp_path / "map.safetensors",
+    ok(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.ya, "--method", "irp", "--save-map", tmp_path / "map.safetensors",
               "-o", tmp_path / "y.h5"))
     ok(invoke("stitch", "fit", data.y_h5, "-o", tmp_path / "head.safetensors"))
     ok(invoke("project", data.x_h5, "--anchors", data.xa, "-o", tmp_path / "rel.h5"))
@@ -126,7 +126,7 @@ def test_api_raises_relcli_errors_and_prints_nothing(data, tmp_path, capsys):
     with pytest.raises(DataError, match="is a relative file"):
         api.anchors(relative, output=tmp_path / "a.h5", n_anchors=3)
     seen = []
-    api.translate(data.x_h5, output=tmp_path / "y.h5", tgt_anchors=data.ya, batch_size=100,
+    api.translate(data.x_h5, output=tmp_path / "y.h5", tgt_anchors=data.ya, method="irp", batch_size=100,
                   progress=lambda what, done, total: seen.append((what, done, total)))
     assert seen == [("translate (irp)", 100, 240), ("translate (irp)", 200, 240), ("translate (irp)", 240, 240)]
     assert capsys.readouterr() == ("", "")
@@ -142,12 +142,12 @@ def test_stitch_run_drop_invalid_with_row_0_all_zero(data, tmp_path):
     src = write_embeddings(tmp_path / "x0.h5", x, ids=data.ids, labels=data.labels)
     head = tmp_path / "head.safetensors"
     ok(invoke("stitch", "fit", data.y_h5, "--max-iter", 30, "-o", head))
-    ok(invoke("translate", "--src", src, "--tgt-anchors", data.ya, "--drop-invalid", "-o", tmp_path / "t.h5"))
-    result = ok(invoke("stitch", "run", "--src", src, "--tgt-anchors", data.ya, "--head", head, "--drop-invalid",
+    ok(invoke("translate", "--src", src, "--tgt-anchors", data.ya, "--method", "irp", "--drop-invalid", "-o", tmp_path / "t.h5"))
+    result = ok(invoke("stitch", "run", "--src", src, "--tgt-anchors", data.ya, "--method", "irp", "--head", head, "--drop-invalid",
                        "-o", tmp_path / "p.h5"))
     assert "dropped 1 row(s) (ids 'item-0000')" in result.stderr
     assert load(tmp_path / "p.h5").ids == data.ids[1:]
-    failed = invoke("stitch", "run", "--src", src, "--tgt-anchors", data.ya, "--head", head, "-o", tmp_path / "q.h5")
+    failed = invoke("stitch", "run", "--src", src, "--tgt-anchors", data.ya, "--method", "irp", "--head", head, "-o", tmp_path / "q.h5")
     assert_clean_error(failed, 1, "all zeros", "'item-0000'", path=src)
 
 

@@ -146,7 +146,7 @@ def test_auto_respects_given_options_and_records_every_candidate():
     assert all(c.options.get("scaling") == "none" for c in selection.candidates if c.method != "irp")
     record = selection.record()
     assert set(record) == {"chosen", "estimate", "folds", "anchors", "candidates"} and record["folds"] == 5
-    assert set(record["estimate"]) == {"score", "mrr", "top1", "recall10", "cosine", "spread"}
+    assert set(record["estimate"]) == {"score", "mrr", "top1", "recall10", "cosine", "r2", "spread"}
     assert all({"method", "options", "score"} <= set(c) for c in record["candidates"])
 
 
@@ -196,3 +196,14 @@ def test_a_fit_from_streamed_sums_equals_the_fit_from_rows(method, options):
     probe = gaussian(50, 10, 90)
     torch.testing.assert_close(streamed.transform(probe), reference.transform(probe), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(reference.transform(probe), fitted.transform(probe), rtol=1e-6, atol=1e-6)
+
+
+def test_a_prediction_that_misses_the_shared_offset_scores_low():
+    """Rows right in direction around the mean but without the mean itself (what uncentred IRP does on an
+    anisotropic encoder) reproduce nothing a classifier trained on the target space can use: r2 < 0."""
+    gallery = gaussian(60, 8, 50) + 6.0
+    rows = torch.arange(0, 30)
+    centred = gallery[rows] - gallery.mean(dim=0)
+    scores = anchor_scores(centred, rows, gallery)
+    assert scores["r2"] < 0 and scores["score"] < anchor_scores(gallery[rows], rows, gallery)["score"] - 0.3
+    assert anchor_scores(gallery[rows], rows, gallery)["r2"] == pytest.approx(1.0)

@@ -1,0 +1,189 @@
+"""``relcli evaluate`` and ``relcli info`` on outputs through typer's CliRunner: metrics, formats,
+gates, row selection, exit codes, stdout vs stderr.
+
+Ground truth comes from NumPy in float64 on the same small files (see conftest.py): X, and
+Y = 2.5 X Q + noise with the same ids. Commands that are not asked for data print nothing on
+stdout; their one "wrote ..." line goes to stderr (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from relcli.core.evaluation import EMBEDDING_METRICS
+from relcli.io.embeddings import write_embeddings
+
+from ._commands_helpers import evaluate_json
+from .conftest import K, N, assert_clean_error, invoke, load, ok, row_cosines, unit_rows
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def translated(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("translated") / "y_hat.h5"
+    ok(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.ya, "--method", "procrustes", "-o", out))
+    return out
+
+
+def test_evaluate_json(data, translated):
+    report = evaluate_json(translated, "--reference", data.y_st)
+    assert (report["file"], report["reference"], report["rows"]) == (str(translated), str(data.y_st), N)
+    metrics = report["metrics"]
+    assert list(metrics) == list(EMBEDDING_METRICS)
+    y_hat = load(translated).matrix
+    assert metrics["cosine"] == pytest.approx(row_cosines(y_hat, data.y).mean(), abs=1e-6)
+    assert metrics["mse"] == pytest.approx(np.mean((y_hat.astype(np.float64) - data.y) ** 2), rel=1e-5)
+    sims = unit_rows(y_hat) @ unit_rows(data.y).T
+    ranks = 1 + (sims > np.diag(sims)[:, None]).sum(axis=1)
+    assert metrics["top1"] == pytest.approx(np.mean(ranks == 1))
+    assert metrics["top5"] == pytest.approx(np.mean(ranks <= 5))
+    assert metrics["mrr"] == pytest.approx(np.mean(1 / ranks), abs=1e-6)
+
+
+def test_evaluate_table_and_csv(data, translated):
+    table = ok(invoke("evaluate", translated, "--reference", data.y_st), data=True)
+    assert table.stderr == ""
+    assert "cosine" in table.stdout and "top1" in table.stdout and f"({N:,} rows)" in table.stdout
+    report = evaluate_json(translated, "--reference", data.y_st)
+    assert f"{report['metrics']['cosine']:.4f}" in table.stdout
+
+    result = ok(invoke("evaluate", translated, "--reference", data.y_st, "--format", "csv"), data=True)
+    assert result.stderr == ""
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert len(rows) == 2 and rows[0] == ["file", "reference", "rows", *EMBEDDING_METRICS]
+    assert rows[1][:3] == [str(translated), str(data.y_st), str(N)]
+    for name, value in zip(rows[0][3:], rows[1][3:]):
+        assert float(value) == pytest.approx(report["metrics"][name], rel=1e-5, abs=1e-9)
+
+
+def test_evaluate_chosen_metrics_in_order(data, translated):
+    report = evaluate_json(translated, "--reference", data.y_st, "--metrics", "mrr@5,cosine,top3,cka")
+    assert list(report["metrics"]) == ["mrr@5", "cosine", "top3", "cka"]
+
+
+def test_evaluate_joins_rows_by_id(data, translated, tmp_path):
+    perm = np.random.default_rng(3).permutation(N)
+    shuffled = write_embeddings(tmp_path / "y_perm.safetensors", data.y[perm], ids=[data.ids[p] for p in perm])
+    a = evaluate_json(translated, "--reference", data.y_st, "--metrics", "cosine,mse,top1")["metrics"]
+    b = evaluate_json(translated, "--reference", shuffled, "--metrics", "cosine,mse,top1")["metrics"]
+    assert b == pytest.approx(a, rel=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_evaluate_gates(data, translated, fmt):
+    passing = invoke("evaluate", translated, "--reference", data.y_st, "--format", fmt,
+                     "--min", "cosine=0.9", "--min", "top1=0.5", "--max", "mse=1.0")
+    ok(passing, data=True)
+    assert passing.stderr == ""
+
+    failing = invoke("evaluate", translated, "--reference", data.y_st, "--format", fmt,
+                     "--min", "cosine=0.9", "--min", "top1=1.01", "--max", "mse=0")
+    assert failing.exit_code == 1 and isinstance(failing.exception, SystemExit)
+    assert "Traceback" not in failing.output
+    # the data are still printed, and complete
+    if fmt == "json":
+        report = json.loads(failing.stdout)
+        assert report["metrics"]["top1"] <= 1.0
+    else:
+        assert "top1" in failing.stdout and "mse" in failing.stdout
+    lines = failing.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and str(translated) in lines[0]
+    assert "gate failed" in lines[0] and "top1" in lines[0] and "mse" in lines[0]
+    assert "cosine" not in lines[0]  # the gate that passed is not reported
+
+
+def test_evaluate_gate_adds_its_metric(data, translated):
+    """A gate on a metric not in --metrics is computed anyway (and shown)."""
+    result = invoke("evaluate", translated, "--reference", data.y_st, "--format", "json",
+                    "--metrics", "cosine", "--min", "top1=0.5")
+    ok(result, data=True)
+    assert set(json.loads(result.stdout)["metrics"]) == {"cosine", "top1"}
+
+
+def cka_numpy(x: np.ndarray, y: np.ndarray) -> float:
+    x = x.astype(np.float64) - x.mean(axis=0)
+    y = y.astype(np.float64) - y.mean(axis=0)
+    return float(np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def test_evaluate_cka_across_dimensions(data):
+    report = evaluate_json(data.x_h5, "--reference", data.z_h5, "--metrics", "cka")
+    assert list(report["metrics"]) == ["cka"]
+    assert report["metrics"]["cka"] == pytest.approx(cka_numpy(data.x, data.z), abs=1e-5)
+    assert report["metrics"]["cka"] > 0.99  # Z = X W + small noise
+
+
+def test_evaluate_default_metrics_across_dimensions(data):
+    report = evaluate_json(data.x_h5, "--reference", data.z_h5)
+    assert list(report["metrics"]) == ["cka", "jaccard@10"]  # what applies across dims
+    assert report["metrics"]["cka"] == pytest.approx(cka_numpy(data.x, data.z), abs=1e-5)
+    assert report["metrics"]["jaccard@10"] > 0.8
+
+
+def test_evaluate_cka_in_one_space(data, translated):
+    """The CKA formula itself, where dims match (so this runs while the across-dims bug stands)."""
+    report = evaluate_json(translated, "--reference", data.y_st, "--metrics", "cka")
+    assert report["metrics"]["cka"] == pytest.approx(cka_numpy(load(translated).matrix, data.y), abs=1e-6)
+
+
+def test_evaluate_same_space_metrics_refused_across_dimensions(data):
+    wrong = invoke("evaluate", data.x_h5, "--reference", data.z_h5, "--metrics", "cosine")
+    assert_clean_error(wrong, 2, "'cosine'", "cka")
+    assert wrong.stdout == ""
+
+
+def test_evaluate_ids_and_exclude_ids_select_rows(data, tmp_path):
+    """--ids keeps only the listed rows, --exclude-ids drops them (lists as .txt or embedding files)."""
+    from relcli.io.embeddings import open_embeddings
+
+    with open_embeddings(data.xa) as anchors_file:
+        anchor_ids = anchors_file.row_keys()
+    with open_embeddings(data.x_h5) as x_file:
+        n_rows = x_file.n_rows
+    listing = tmp_path / "ids.txt"
+    listing.write_text("\n".join(anchor_ids[:5]) + "\n")
+    only = evaluate_json(data.x_h5, "--reference", data.x_h5, "--metrics", "cosine", "--ids", listing)
+    assert only["rows"] == 5 and only["metrics"]["cosine"] == pytest.approx(1.0)
+    rest = evaluate_json(data.x_h5, "--reference", data.x_h5, "--metrics", "cosine", "--exclude-ids", data.xa)
+    assert rest["rows"] == n_rows - len(anchor_ids)
+    assert rest["selection"] == {"ids": None, "exclude_ids": str(data.xa)}
+
+
+# ---------------------------------------------------------------------------------------------
+# info on outputs
+# ---------------------------------------------------------------------------------------------
+def test_info_describes_a_relative_file(data, tmp_path):
+    out = tmp_path / "rel.safetensors"
+    ok(invoke("project", data.x_h5, "--anchors", data.xa, "-o", out))
+    result = ok(invoke("info", out, "--format", "json"), data=True)
+    assert result.stderr == ""
+    summary = json.loads(result.stdout)
+    assert (summary["kind"], summary["rows"], summary["dims"]) == ("relative", N, K)
+    assert summary["metadata"]["similarities"] == ["cosine"]
+    assert summary["provenance"]["subcommand"] == "project"
+    table = ok(invoke("info", out), data=True)
+    assert "relative" in table.stdout and table.stderr == ""
+
+
+def test_row_metrics_stream_in_chunks_and_agree_with_the_closed_form(data, tmp_path):
+    """cosine and mse are means over rows: computed chunk by chunk (any --batch-size) they equal the
+    closed form over the whole, rows matched by id (the reference is in another order)."""
+    rng = np.random.default_rng(5)
+    order = rng.permutation(N)
+    noisy = data.y + 0.1 * rng.standard_normal(data.y.shape).astype(np.float32)
+    judged = write_embeddings(tmp_path / "judged.h5", noisy[order], ids=[data.ids[i] for i in order])
+    expected_cos = float(np.mean(row_cosines(noisy.astype(np.float64), data.y.astype(np.float64))))
+    expected_mse = float(np.mean((noisy.astype(np.float64) - data.y) ** 2))
+    for batch in ("7", "100000"):
+        report = json.loads(ok(invoke("evaluate", judged, "--reference", data.y_h5, "--metrics", "cosine,mse",
+                                      "--batch-size", batch, "--format", "json"), data=True).stdout)
+        assert report["rows"] == N
+        assert report["metrics"]["cosine"] == pytest.approx(expected_cos, rel=1e-6)
+        assert report["metrics"]["mse"] == pytest.approx(expected_mse, rel=1e-5)
