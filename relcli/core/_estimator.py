@@ -82,9 +82,18 @@ class Estimator:
             raise AttributeError(f"{type(self).__name__} declares no learned state {sorted(unknown)}")
         for name in self._state:
             self.__dict__.pop(name, None)
+        self.__dict__.pop("_derived", None)  # anything computed from the old state (see ``derived``)
         for name, value in state.items():
             if value is not None or name not in self._optional_state:
                 setattr(self, name, value)
+
+    def derived(self, key, compute):
+        """``compute()``, remembered under ``key`` until the learned state changes (e.g. a map folded
+        and cast once for a device and dtype, not once per chunk)."""
+        cache = self.__dict__.setdefault("_derived", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     def fitted_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Learned state split into (tensors, JSON-able values), ready to be saved."""
@@ -136,6 +145,7 @@ class Estimator:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         """Move the tensor state to ``device``/``dtype`` (floating tensors only change dtype)."""
+        self.__dict__.pop("_derived", None)
         for name in self._learned_names():
             value = getattr(self, name)
             if isinstance(value, torch.Tensor):

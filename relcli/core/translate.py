@@ -189,7 +189,8 @@ class DirectTranslator(Translator):
         """
         x = self._check_input(x)
         work = compute_dtype(x.dtype)
-        weight, offset = (t.to(device=x.device, dtype=work) for t in self.affine_form())
+        weight, offset = self.derived(("affine", str(x.device), work),
+                                      lambda: tuple(t.to(device=x.device, dtype=work) for t in self.affine_form()))
         out = torch.empty(x.shape[0], self.target_dim_, dtype=x.dtype, device=x.device)
         for sl in row_chunks(x.shape[0], chunk_rows):
             out[sl] = torch.addmm(offset, x[sl].to(work), weight)
