@@ -63,7 +63,7 @@ def _number_name(arrow_type) -> str | None:
     """numpy dtype name of an Arrow number type relcli can read, else None."""
     try:
         name = np.dtype(arrow_type.to_pandas_dtype()).name
-    except (NotImplementedError, TypeError):
+    except (NotImplementedError, TypeError):  # pyarrow has no numpy twin for this type (decimal, string, ...)
         return None
     return name if name in NUMBER_TYPES else None
 

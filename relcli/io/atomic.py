@@ -75,6 +75,15 @@ def describe_os_error(error: OSError) -> str:
     return f"cannot write: {reason}; nothing was written"
 
 
+def guarded(output, action):
+    """``action()``, with an OSError (a full disk, a file-size limit) raised as the one-line
+    ``OutputError`` that names ``output``."""
+    try:
+        return action()
+    except OSError as exc:
+        raise OutputError(describe_os_error(exc), output) from None
+
+
 def check_space(path: Path, expected_bytes: int) -> None:
     """Fail before the work when the output cannot fit: free space, and the file-size limit."""
     folder = path.parent if str(path.parent) else Path(".")

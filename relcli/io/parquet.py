@@ -54,7 +54,7 @@ from relcli.io._parquet_layout import (
 )
 from relcli.io._parquet_reader import READ_BATCH_BYTES, ParquetReader
 from relcli.io._reader import short
-from relcli.io.atomic import TEMP_SUFFIX, describe_os_error
+from relcli.io.atomic import TEMP_SUFFIX, describe_os_error, guarded
 
 __all__ = [
     "ARRAY_PREFIX", "ID_COLUMNS", "INSTALL_HINT", "LABEL_COLUMNS", "NUMBER_TYPES", "PARQUET_MAGIC", "READ_BATCH_BYTES",
@@ -104,20 +104,14 @@ class ParquetWriter:
         self.temp, self.output, self.dim, self.dtype = Path(temp), Path(output), int(dim), dtype
         self._spill = _spill_path(self.temp)
         self._rows = 0
-        self._handle = self._guard(lambda: open(self._spill, "wb"))  # noqa: SIM115 - closed in finish()/abort()
-
-    def _guard(self, action):
-        try:
-            return action()
-        except OSError as exc:
-            raise OutputError(describe_os_error(exc), self.output) from None
+        self._handle = guarded(self.output, lambda: open(self._spill, "wb"))  # noqa: SIM115 - closed in finish()/abort()
 
     def append(self, block: np.ndarray) -> None:
         block = np.ascontiguousarray(block, dtype=np.dtype(self.dtype).newbyteorder("="))
         if block.ndim != 2 or block.shape[1] != self.dim:
             raise DataError(f"chunk of shape {list(block.shape)} does not fit (rows, {self.dim})", self.output)
         if block.size:
-            self._guard(lambda: self._handle.write(memoryview(block).cast("B")))
+            guarded(self.output, lambda: self._handle.write(memoryview(block).cast("B")))
         self._rows += block.shape[0]
         interrupts.check()
 
@@ -125,7 +119,7 @@ class ParquetWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self._guard(self._handle.close)
+        guarded(self.output, self._handle.close)
         n = self._rows
         names = {"ids": "id", "labels": "label"}
         columns: dict[str, Any] = {}

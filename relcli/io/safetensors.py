@@ -26,7 +26,7 @@ import numpy as np
 from relcli.errors import FileFormatError, OutputError
 from relcli.io import meta
 from relcli.io._reader import EmbeddingReader, native
-from relcli.io.atomic import describe_os_error
+from relcli.io.atomic import describe_os_error, guarded
 
 ST_TO_NAME = {
     "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
@@ -207,21 +207,15 @@ class SafetensorsWriter:
         self._rows = 0
         self._handle = open(temp, "wb")  # noqa: SIM115 - closed in finish()/abort()
         try:
-            self._guard(lambda: self._handle.write(b" " * (8 + self._room)))
+            guarded(self.output, lambda: self._handle.write(b" " * (8 + self._room)))
         except BaseException:
             self.abort()
             raise
 
-    def _guard(self, action):
-        try:
-            return action()
-        except OSError as exc:
-            raise OutputError(describe_os_error(exc), self.output) from None
-
     def append(self, block: np.ndarray) -> None:
         if block.size:
             little = np.ascontiguousarray(block.astype(block.dtype.newbyteorder("<"), copy=False))
-            self._guard(lambda: self._handle.write(memoryview(little).cast("B")))
+            guarded(self.output, lambda: self._handle.write(memoryview(little).cast("B")))
         self._rows += block.shape[0]
 
     def finish(self, aux: dict[str, np.ndarray], arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
@@ -235,14 +229,14 @@ class SafetensorsWriter:
         for name, (dtype, shape, data) in blobs.items():
             header[name] = {"dtype": NAME_TO_ST[dtype], "shape": shape, "data_offsets": [offset, offset + len(data)]}
             offset += len(data)
-            self._guard(lambda data=data: self._handle.write(data))
+            guarded(self.output, lambda data=data: self._handle.write(data))
         encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
         if len(encoded) <= self._room:
-            self._guard(lambda: (self._handle.seek(0), self._handle.write(struct.pack("<Q", self._room) + encoded)))
-            self._guard(self._handle.close)
+            guarded(self.output, lambda: (self._handle.seek(0), self._handle.write(struct.pack("<Q", self._room) + encoded)))
+            guarded(self.output, self._handle.close)
         else:
-            self._guard(self._handle.close)
-            self._guard(lambda: self._relocate(encoded))
+            guarded(self.output, self._handle.close)
+            guarded(self.output, lambda: self._relocate(encoded))
 
     def _relocate(self, encoded: bytes) -> None:
         """The header outgrew its room: copy the data behind a new header of the right size."""
