@@ -22,8 +22,9 @@ def test_examples_makefile_runs_then_does_nothing(tmp_path):
     first = subprocess.run(["make", "-C", str(work / "examples")], env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "relcli translate" in first.stdout and "relcli stitch apply" in first.stdout
-    report = (work / "examples" / "out" / "report.txt").read_text().splitlines()
-    rows = {line.split()[0]: line.split()[1:] for line in report[1:]}
+    digits, text = (work / "examples" / "out" / "report.txt").read_text().split("\n\n")
+    assert digits.startswith("digits: ") and text.startswith("text: ")
+    rows = {line.split()[0]: line.split()[1:] for line in digits.splitlines()[2:]}
     assert set(rows) == {"native", "untranslated", "auto", "irp", "procrustes", "linear", "affine", "ortho-linear", "inverted"}
     accuracy = {route: float(values[1]) for route, values in rows.items()}
     assert accuracy["native"] > 0.9
@@ -33,6 +34,13 @@ def test_examples_makefile_runs_then_does_nothing(tmp_path):
     assert accuracy["auto"] >= max(accuracy[m] for m in ("irp", "procrustes", "linear", "ortho-linear")) - 0.02
     assert (work / "examples" / "out" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert rows["irp"] == rows["inverted"]  # project -> invert is translate --method irp
+
+    text_rows = {line.split()[0]: line.split()[1:] for line in text.strip().splitlines()[2:]}
+    assert set(text_rows) == {"native", "untranslated", "auto", "irp", "procrustes", "linear", "ortho-linear"}
+    text_accuracy = {route: float(values[1]) for route, values in text_rows.items()}
+    assert text_accuracy["untranslated"] < 0.2 < 0.6 < text_accuracy["native"]
+    assert text_accuracy["auto"] >= 0.95 * text_accuracy["native"]  # uncentred IRP collapses here; auto must not
+    assert text_accuracy["auto"] >= max(text_accuracy[m] for m in ("irp", "procrustes", "linear", "ortho-linear")) - 0.02
 
     second = subprocess.run(["make", "-C", str(work / "examples")], env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-2000:]

@@ -13,7 +13,8 @@ from typing import Any
 
 from relcli.api._context import as_path, blame, compute_dtype_of, load_anchors, parallel, rows_by_keys
 from relcli.api._streamfit import SAMPLE_ANCHORS, STREAM_ANCHORS, fit_streamed
-from relcli.errors import DataError, UsageError, describe_rows
+from relcli.errors import DataError, FileFormatError, UsageError, describe_rows
+from relcli.io.spaces import check_same_space, read_space
 
 #: condition number of the kept IRP spectrum above which a warning says results may be poor.
 BAD_CONDITION = 1e4
@@ -32,6 +33,13 @@ class Translation:
     warnings: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the recorded spaces of the map's two ends ({"source": ..., "target": ...}, None where unknown)
+    spaces: dict[str, Any] = field(default_factory=lambda: {"source": None, "target": None})
+
+    @property
+    def output_space(self) -> dict[str, Any] | None:
+        """The space of the translated rows: the map's target, or its source when applied in reverse."""
+        return self.spaces["source" if self.info.get("reverse") else "target"]
 
     @property
     def estimate(self) -> dict[str, float]:
@@ -49,12 +57,13 @@ def _check_rows(vectors, keys: list[str], path, what: str, need_direction: bool)
 
 def fit_translation(
     src_reader, src: Path, tgt_anchors, src_anchors, method: str, options: dict, seed: int, device,
-    reverse: bool = False, min_score: float | None = None,
+    reverse: bool = False, min_score: float | None = None, force: bool = False,
 ) -> Translation:
     """Cross-validate and fit ``method`` (or ``auto``) on parallel anchors: the target anchors, and the
     source rows with the same ids (or ``src_anchors``, matched by id). ``reverse`` also fits the map
     back (target → source) with the chosen method. ``min_score``: a quality estimate below it is an
-    error, before anything is written."""
+    error, before anything is written. ``src`` and ``src_anchors`` must share a recorded space
+    unless ``force``."""
     from relcli.core.registry import make_translator
     from relcli.core.selection import POOR_SCORE, select_translator
     from relcli.io.embeddings import open_embeddings
@@ -62,12 +71,18 @@ def fit_translation(
     tgt_anchors = Path(tgt_anchors)
     with open_embeddings(tgt_anchors) as peek:
         streamed = peek.n_rows > STREAM_ANCHORS
+        spaces = {"source": read_space(src_reader.attrs, src), "target": read_space(peek.attrs, tgt_anchors)}
+    if src_anchors is not None:
+        with open_embeddings(src_anchors) as peek:
+            anchors_space = read_space(peek.attrs, src_anchors)
+        check_same_space((src, spaces["source"]), (src_anchors, anchors_space), force)
+        spaces["source"] = spaces["source"] or anchors_space
     inputs = [src, tgt_anchors, as_path(src_anchors)]
     if streamed:
         with blame(tgt_anchors):
             selection, _, backward = fit_streamed(src_reader, src, tgt_anchors, src_anchors, method, options, seed, device,
                                                   reverse)
-        translation = _describe(selection, method, inputs)
+        translation = _describe(selection, method, inputs, spaces)
         translation.info["streamed"] = {"anchors": peek.n_rows, "sample": SAMPLE_ANCHORS}
         translation.notes.append(f"{peek.n_rows:,} anchors: the method was chosen on a sample of {SAMPLE_ANCHORS:,} and "
                                  "fitted on all of them, streaming")
@@ -93,7 +108,7 @@ def fit_translation(
     _check_rows(target_vectors, target.keys, tgt_anchors, "target anchors", False)
     with blame(tgt_anchors):
         selection = select_translator(source_vectors, target_vectors, method, options, seed, target.stats.mean_norm)
-    translation = _describe(selection, method, inputs)
+    translation = _describe(selection, method, inputs, spaces)
     _report(translation, tgt_anchors, method, POOR_SCORE, min_score)
     if reverse:
         chosen = selection.chosen
@@ -102,11 +117,11 @@ def fit_translation(
     return translation
 
 
-def _describe(selection, method: str, inputs: list) -> Translation:
+def _describe(selection, method: str, inputs: list, spaces: dict) -> Translation:
     translator = selection.translator
     info = {"method": translator.method, "requested": method, **translator.get_params(), "anchors": selection.anchors,
             **translator.diagnostics(), "estimate": selection.estimate, "selection": selection.record()}
-    return Translation(translator, info, inputs, selection)
+    return Translation(translator, info, inputs, selection, spaces=spaces)
 
 
 def _report(translation: Translation, path: Path, requested: str, poor: float, min_score: float | None) -> None:
@@ -159,14 +174,20 @@ def describe_conditioning(translation: Translation, path: Path) -> None:
             )
 
 
-def load_translation(map_path, src: Path, reverse: bool = False) -> Translation:
-    """A map saved by ``translate --save-map`` (its reverse with ``reverse``)."""
+def load_translation(map_path, src: Path, reverse: bool = False, src_space=None, force: bool = False) -> Translation:
+    """A map saved by ``translate --save-map`` (its reverse with ``reverse``); ``src_space``, the recorded
+    space of the rows it will translate, must be the map's input end unless ``force``."""
     from relcli.io.kinds import load_estimator
 
     translator, attrs = load_estimator(Path(map_path), "translator", reverse=reverse)
     info = attrs.get("translation") if isinstance(attrs.get("translation"), dict) else {"method": translator.method}
     info = {**info, "method": translator.method, "map": str(map_path), "reverse": reverse}
-    return Translation(translator, info, [src, Path(map_path)])
+    recorded = attrs.get("spaces", {})
+    if not isinstance(recorded, dict):
+        raise FileFormatError("relcli.spaces must be an object with the map's source and target spaces", map_path)
+    spaces = {end: read_space(recorded, map_path, end, f"relcli.spaces.{end}") for end in ("source", "target")}
+    check_same_space((map_path, spaces["target" if reverse else "source"]), (src, src_space), force)
+    return Translation(translator, info, [src, Path(map_path)], spaces=spaces)
 
 
 def check_map_options(map_path, src_anchors, options: dict, method: str) -> None:

@@ -18,11 +18,13 @@ from relcli.api._context import (
     resolve_device,
     rows_by_keys,
     rows_per_chunk,
+    select_by_ids,
     take,
 )
 from relcli.api._results import Progress, Result
 from relcli.api._rows import RowLoop
 from relcli.errors import DataError, UsageError
+from relcli.io.spaces import SPACE_KEY, read_space
 
 
 def _check_usage(n_anchors, strategy, like, pairs, target) -> None:
@@ -116,6 +118,8 @@ def anchors(
     pairs=None,
     target=None,
     candidates: int | None = None,
+    ids=None,
+    exclude_ids=None,
     drop_invalid: bool = False,
     key: str | None = None,
     dtype: str | None = None,
@@ -126,7 +130,9 @@ def anchors(
     """Write an anchors file: ``n_anchors`` rows chosen by ``strategy`` (with ``pairs`` and ``target``,
     only among ids that have a partner in ``target``), or the rows parallel to ``like``'s anchors
     (through ``pairs`` across vocabularies: every pair whose two ids exist, unpaired anchors left
-    out with a count), plus the whole space's statistics.
+    out with a count), plus the whole space's statistics. ``ids`` / ``exclude_ids`` (id lists, as
+    ``stitch fit``'s) restrict the choice to these rows / to the others, e.g. the train side of
+    ``relcli split``; the statistics still cover every row.
 
     Every row of ``input`` must be usable as an anchor (finite, not all zeros) unless
     ``drop_invalid``, which leaves such rows out of the statistics and of the choice. fps and
@@ -145,6 +151,8 @@ def anchors(
     check_batch_size(batch_size)
     check_seed(seed)
     _check_usage(n_anchors, strategy, like, pairs, target)
+    if like is not None and (ids is not None or exclude_ids is not None):
+        raise UsageError("--ids/--exclude-ids restrict the choice of -n anchors; --like takes its file's anchors")
     if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1):
         raise UsageError(f"--candidates must be a positive integer, got {candidates!r}")
     torch_device = resolve_device(device)
@@ -153,6 +161,11 @@ def anchors(
     with open_embeddings(input, key=key) as reader:
         expect_kind(reader, ("embeddings", "anchors"), "anchors")
         eligible = None if like is not None or pairs is None else _paired_rows(reader, pairs, target)
+        selected = select_by_ids(reader.row_keys(), as_path(ids), as_path(exclude_ids), input)
+        if selected is not None:
+            chosen_rows = np.zeros(reader.n_rows, dtype=bool)
+            chosen_rows[np.asarray(selected, dtype=np.int64)] = True
+            eligible = chosen_rows if eligible is None else eligible & chosen_rows
         pool = _candidate_pool(reader.n_rows, eligible, strategy, n_anchors, candidates, seed) if like is None else None
         accumulator, kept = SpaceStatsAccumulator(), {}
         loop = RowLoop.over(reader, drop_invalid=drop_invalid, progress=progress, description=f"statistics {input.name}")
@@ -200,10 +213,15 @@ def anchors(
             rows = valid[chosen.numpy()]
             method = {"n_anchors": n_anchors, "strategy": strategy, "seed": seed,
                       **({"candidates": len(valid)} if pool is not None else {}),
-                      **({"pairs": str(pairs), "target": str(target)} if pairs is not None else {})}
+                      **({"pairs": str(pairs), "target": str(target)} if pairs is not None else {}),
+                      **({"ids": None if ids is None else str(ids), "exclude_ids": None if exclude_ids is None else str(exclude_ids)}
+                         if selected is not None else {})}
         ids = take(reader.ids, rows) if reader.ids is not None else rows.astype(np.int64)
         layout = anchors_layout(stats, method, source_ids)
         layout["attrs"]["provenance"] = provenance("anchors", {**method, "key": key}, [input, like, pairs, target])
+        space = read_space(reader.attrs, input)
+        if space is not None:
+            layout["attrs"][SPACE_KEY] = space
         with EmbeddingWriter(output, len(rows), reader.dim, output_dtype(dtype, reader.dtype), ids=ids,
                              labels=take(reader.labels, rows), **layout) as writer:
             writer.write(reader.read_rows(rows))

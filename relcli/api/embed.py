@@ -67,6 +67,7 @@ def embed(
     from relcli.io.atomic import check_output
     from relcli.io.embeddings import EmbeddingWriter
     from relcli.io.items import STDIN, open_items
+    from relcli.io.spaces import SPACE_KEY, encoder_space
 
     from_stdin = str(input) == STDIN
     input, output, labels, tokenizer = Path(input), check_output(output), as_path(labels), as_path(tokenizer)
@@ -145,6 +146,7 @@ def embed(
         writer.attrs["skipped_empty"] = len(items.skipped)
         if loop.written == 0:
             raise DataError("no item could be embedded", items.path)
+        writer.attrs[SPACE_KEY] = encoder_space(encoder, model, dims["dim"])
     notes = [f"skipped {describe_rows(items.skipped, items.id_noun)} with an empty text"] if items.skipped else []
     return Result("embed", output, loop.written, dims.get("dim", 0), len(loop.dropped), loop.dropped_ids,
                   parameters=parameters, notes=notes, files={"output": output})

@@ -100,6 +100,7 @@ def evaluate(
     exclude_ids=None,
     query_sample: int | None = None,
     query_batch: int = QUERY_BATCH,
+    force: bool = False,
     seed: int = 0,
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
@@ -109,11 +110,14 @@ def evaluate(
 
     ``metrics``: names (or "a,b"); default all that apply. ``min``/``max``: gates {metric: value};
     the ones that fail are listed in ``Evaluation.failures`` (the CLI then exits 1).
-    ``ids``/``exclude_ids``: files of ids to judge only some rows.
+    ``ids``/``exclude_ids``: files of ids to judge only some rows. Metrics that compare rows in one
+    space refuse files whose recorded spaces differ unless ``force`` (cka and jaccard@k compare
+    across spaces).
     """
     import torch
 
-    from relcli.core.evaluation import compute_embedding_metrics, compute_label_metrics, parse_metrics
+    from relcli.core.evaluation import across_spaces, compute_embedding_metrics, compute_label_metrics, parse_metrics
+    from relcli.io.spaces import check_same_space, read_space
     from relcli.io.embeddings import open_embeddings
     from relcli.io.kinds import expect_kind
 
@@ -133,6 +137,9 @@ def evaluate(
         names = parse_metrics(asked, is_predictions, judged.dim == ref.dim)
         names += [g for g in parse_metrics([*gates_min, *gates_max], is_predictions, judged.dim == ref.dim) if g not in names] if (
             gates_min or gates_max) else []
+        if not is_predictions and not all(across_spaces(name) for name in names):
+            check_same_space((reference, read_space(ref.attrs, reference)), (input, read_space(judged.attrs, input)), force,
+                             "; cka and jaccard@k compare across spaces")
         judged_keys = judged.row_keys()
         selected = select_by_ids(judged_keys, ids, exclude_ids, input)
         if selected is not None:

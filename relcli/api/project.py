@@ -20,6 +20,7 @@ from relcli.api._context import (
 from relcli.api._results import Progress, Result
 from relcli.api._rows import RowLoop
 from relcli.errors import DataError, UsageError
+from relcli.io.spaces import SPACE_KEY, check_same_space, read_space
 
 
 def _similarities(similarity) -> list[str]:
@@ -40,13 +41,15 @@ def project(
     shard=None,
     rows=None,
     drop_invalid: bool = False,
+    force: bool = False,
     key: str | None = None,
     dtype: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
     progress: Progress | None = None,
 ) -> Result:
-    """Relative representation of every row of ``input`` w.r.t. ``anchors`` (of the same space)."""
+    """Relative representation of every row of ``input`` w.r.t. ``anchors`` (of the same space: recorded
+    spaces that differ are an error unless ``force``)."""
     from relcli.core.relative import RelativeProjector
     from relcli.io.atomic import check_output
     from relcli.io.embeddings import EmbeddingWriter, open_embeddings
@@ -60,6 +63,7 @@ def project(
     with open_embeddings(input, key=key) as reader:
         expect_kind(reader, ("embeddings", "anchors"), "project")
         anchor_set = load_anchors(anchors, torch_device, compute_dtype_of(reader.dtype))
+        check_same_space((input, read_space(reader.attrs, input)), (anchors, anchor_set.space), force)
         if reader.dim != anchor_set.vectors.shape[1]:
             raise DataError(
                 f"dimension mismatch: {input.name} is {reader.n_rows} x {reader.dim}, anchors {anchors.name} are "
@@ -164,7 +168,8 @@ def invert(
         loop, shard_record = RowLoop.sharded(reader, shard, rows, drop_invalid=drop_invalid, progress=progress,
                                              description="invert")
         attrs = {"kind": "embeddings", "irp": {**parameters, **diagnostics}, **({"shard": shard_record} if shard_record else {}),
-                 "provenance": provenance("invert", {**parameters, "shard": shard_record}, [input, anchors])}
+                 "provenance": provenance("invert", {**parameters, "shard": shard_record}, [input, anchors]),
+                 **({SPACE_KEY: target.space} if target.space else {})}
         with EmbeddingWriter(output, None, inverse.target_dim_, output_dtype(dtype, reader.dtype), attrs=attrs) as writer:
             chunks = loop.read(reader, device=torch_device, dtype=cdtype, batch_size=batch_size, need_direction=False)
             loop.run(chunks, lambda chunk: inverse.transform(chunk, chunk_rows=None), writer)

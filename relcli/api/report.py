@@ -138,6 +138,7 @@ def report(
     sample: int = DEFAULT_SAMPLE,
     seed: int = 0,
     dpi: int = 100,
+    force: bool = False,
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
@@ -148,6 +149,7 @@ def report(
     ``reference``: the true rows in the target space (joined by id); ``src_anchors``/``tgt_anchors``:
     the anchors the translation was fitted on; ``sample``: rows in the similarity heatmaps (seeded
     by ``seed``, at most 2,000). Panels whose inputs are missing are left out (``Report.omitted``).
+    ``reference`` must be in ``input``'s recorded space unless ``force``.
     """
     import torch
 
@@ -156,6 +158,7 @@ def report(
     from relcli.io.atomic import OutputGroup, check_writable, describe_os_error
     from relcli.io.embeddings import open_embeddings
     from relcli.io.kinds import expect_kind
+    from relcli.io.spaces import check_same_space, read_space
 
     input, output = Path(input), Path(output)
     kind = OUTPUT_KINDS.get(output.suffix.lower())
@@ -192,6 +195,7 @@ def report(
             reference = Path(reference)
             with open_embeddings(reference) as ref:
                 expect_kind(ref, ("embeddings", "anchors"), "--reference")
+                check_same_space((input, read_space(reader.attrs, input)), (reference, read_space(ref.attrs, reference)), force)
                 if ref.dim != reader.dim:
                     raise DataError(f"dimension mismatch: {input.name} has {reader.dim} dims, the reference {ref.dim}; "
                                     "give the true rows in the target space", reference)

@@ -161,6 +161,7 @@ def _encode_texts(texts: list[str], encoder: str, options, prefix: str | None, d
     import torch
 
     from relcli.encoders import load_encoder
+    from relcli.io.spaces import encoder_space
 
     model = load_encoder(encoder, options)
     if getattr(model, "modality", "text") != "text":
@@ -174,7 +175,8 @@ def _encode_texts(texts: list[str], encoder: str, options, prefix: str | None, d
             shape = tuple(getattr(vectors, "shape", ()))
             raise DataError(f"encoder output has shape {shape} for {len(batch)} texts; expected (rows, dims)", where)
         parts.append(vectors.to(device=device, dtype=dtype))
-    return torch.cat(parts), where
+    vectors = torch.cat(parts)
+    return vectors, where, encoder_space(encoder, model, vectors.shape[1])
 
 
 def search(
@@ -195,6 +197,7 @@ def search(
     csls_sample: int = DEFAULT_CSLS_SAMPLE,
     include_self: bool = False,
     drop_invalid: bool = False,
+    force: bool = False,
     seed: int = 0,
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
@@ -208,7 +211,8 @@ def search(
     ``text`` (one or a list) is embedded with ``encoder`` (``BACKEND:PATH``, as ``relcli embed``;
     ``prefix``, ``pooling``, ``max_length`` and ``tokenizer`` as there). ``csls_k``: the
     neighbourhood size of CSLS; ``csls_sample``: at most this many rows make its neighbourhood S
-    (seeded by ``seed``). ``drop_invalid`` skips unusable index rows.
+    (seeded by ``seed``). ``drop_invalid`` skips unusable index rows. Queries from a file or an
+    encoder whose recorded space differs from the index's are an error unless ``force``.
     """
     import torch
 
@@ -216,6 +220,7 @@ def search(
     from relcli.io.embeddings import open_embeddings
     from relcli.io.join import read_id_list
     from relcli.io.kinds import expect_kind
+    from relcli.io.spaces import check_same_space, read_space
 
     index = Path(index)
     wanted = [str(i) for i in ([id] if isinstance(id, (str, int)) else list(id or []))]
@@ -255,7 +260,8 @@ def search(
 
             options = EncoderOptions(device=torch_device, max_length=max_length, pooling=pooling,
                                      tokenizer=None if tokenizer is None else Path(tokenizer))
-            vectors, where = _encode_texts(texts, encoder, options, prefix, torch_device, dtype)
+            vectors, where, space = _encode_texts(texts, encoder, options, prefix, torch_device, dtype)
+            check_same_space((index, read_space(reader.attrs, index)), (where, space), force)
             from relcli.core._common import invalid_rows
 
             _, problems = invalid_rows(vectors, need_direction=True)
@@ -274,6 +280,11 @@ def search(
             queries = Path(queries)
             source = open_embeddings(queries)
             expect_kind(source, kinds, "--queries")
+            try:
+                check_same_space((index, read_space(reader.attrs, index)), (queries, read_space(source.attrs, queries)), force)
+            except BaseException:
+                source.close()
+                raise
             rows = np.asarray(rows_by_keys(wanted, source.row_keys(), queries, f"--ids of {queries.name}") if wanted else
                               np.arange(source.n_rows), dtype=np.int64)
             rows, query_matrix = _read_checked(source, rows, torch_device, dtype, batch_size, drop=False)

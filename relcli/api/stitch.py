@@ -25,6 +25,7 @@ from relcli.api._results import Progress, Result
 from relcli.api._rows import RowLoop
 from relcli.api.project import _similarities
 from relcli.errors import DataError, UsageError
+from relcli.io.spaces import SPACE_KEY, check_same_space, read_space
 
 
 class Scorer:
@@ -34,7 +35,7 @@ class Scorer:
         from relcli.io.kinds import load_estimator
         from relcli.io.torchscript import SUFFIXES, load_torchscript
 
-        self.path, self.relative, self.estimator, self.module = path, None, None, None
+        self.path, self.relative, self.estimator, self.module, self.space = path, None, None, None, None
         if path.suffix.lower() in SUFFIXES:
             self.module = load_torchscript(path, device, "head file")
             self.input_dim, self.class_names = None, None
@@ -43,6 +44,7 @@ class Scorer:
             self.estimator.to(device)
             self.class_names = attrs.get("class_names")
             self.relative = attrs.get("relative")
+            self.space = read_space(attrs, path)  # the space an absolute head's input rows must be in
             self.input_dim = self.estimator.input_dim
             if self.class_names is not None and (
                 not isinstance(self.class_names, list) or len(self.class_names) != len(self.estimator.classes_)
@@ -115,6 +117,7 @@ def stitch_fit(
     epochs: int = 200,
     ids=None,
     exclude_ids=None,
+    force: bool = False,
     seed: int = 0,
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
@@ -123,7 +126,9 @@ def stitch_fit(
     """Fit a classifier head on a labelled embedding file (or on its relative representation).
 
     ``ids`` / ``exclude_ids``: fit on these rows only / on every row but these (id lists: .txt,
-    an embedding file's ids, or ``-``), e.g. the train side of ``relcli split``."""
+    an embedding file's ids, or ``-``), e.g. the train side of ``relcli split``. An absolute head
+    records the input's space, which ``stitch apply`` and ``stitch run`` check; ``anchors`` must
+    share the input's recorded space unless ``force``."""
     import torch
 
     from relcli.core.metrics import accuracy
@@ -157,11 +162,13 @@ def stitch_fit(
                 raise DataError("no valid rows left after --ids/--exclude-ids", input)
             x, rows = x[torch.from_numpy(keep).to(x.device)], rows[keep]
         class_names, codes = encode_labels(reader.labels[rows])
+        input_space = read_space(reader.attrs, input)
         if len(np.unique(codes)) < 2:
             raise DataError(f"has {len(np.unique(codes))} class among its labels; a classifier needs at least 2", input)
     relative = None
     if anchors is not None:
         anchor_set = load_anchors(anchors, torch_device, x.dtype)
+        check_same_space((input, input_space), (anchors, anchor_set.space), force)
         projector = RelativeProjector(_similarities(similarity), aggregate, center)
         with blame(anchors, anchor_set.keys):
             projector.fit(anchor_set.vectors)
@@ -178,7 +185,8 @@ def stitch_fit(
     parameters = {"head": head, **params, "relative": relative is not None,
                   "ids": None if ids is None else str(ids), "exclude_ids": None if exclude_ids is None else str(exclude_ids)}
     attrs = {"class_names": class_names, "relative": relative, "train_accuracy": train_accuracy,
-             "provenance": provenance("stitch fit", parameters, [input, anchors])}
+             "provenance": provenance("stitch fit", parameters, [input, anchors]),
+             **({SPACE_KEY: input_space} if input_space and relative is None else {})}
     save_estimator(output, model, "head", attrs)
     return Result("stitch fit", output, int(x.shape[0]), int(x.shape[1]), parameters=parameters,
                   scores={"train_accuracy": train_accuracy, "classes": len(model.classes_)}, files={"output": output})
@@ -217,8 +225,9 @@ def _write_predictions(reader, loop: RowLoop, scorer: Scorer, transform, output:
     return len(state["values"])
 
 
-def _relative_transform(scorer: Scorer, anchors: Path | None, device, dtype):
-    """For a relative-mode head: project rows onto this space's anchors parallel to the head's anchors."""
+def _relative_transform(scorer: Scorer, anchors: Path | None, device, dtype, rows_space=(None, None), force: bool = False):
+    """For a relative-mode head: project rows onto this space's anchors parallel to the head's anchors.
+    ``rows_space`` (path, space) of the rows, which the anchors must share unless ``force``."""
     import torch
 
     from relcli.core.relative import RelativeProjector
@@ -231,6 +240,7 @@ def _relative_transform(scorer: Scorer, anchors: Path | None, device, dtype):
         raise UsageError("this head was fitted on relative representations: give --anchors with this space's anchors, "
                          "parallel to the head's anchors", scorer.path)
     source = load_anchors(anchors, device, dtype)
+    check_same_space(rows_space, (anchors, source.space), force)
     rows = rows_by_keys(scorer.relative["anchor_keys"], source.keys, anchors, f"anchor ids of head {scorer.path.name}")
     relative = scorer.relative
     projector = RelativeProjector(relative.get("similarities", ["cosine"]), relative.get("aggregate", "concat"),
@@ -249,12 +259,15 @@ def stitch_apply(
     shard=None,
     rows=None,
     drop_invalid: bool = False,
+    force: bool = False,
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
     progress: Progress | None = None,
 ) -> Result:
-    """Apply a head to an embedding file in its space (or, for a relative-mode head, with ``anchors``)."""
+    """Apply a head to an embedding file in its space (or, for a relative-mode head, with ``anchors``).
+    Recorded spaces that differ (the input's and the head's, or the input's and the anchors') are an
+    error unless ``force``."""
     from relcli.io.atomic import check_output
     from relcli.io.embeddings import open_embeddings
     from relcli.io.kinds import expect_kind
@@ -265,7 +278,10 @@ def stitch_apply(
     scorer = Scorer(head, torch_device)
     with open_embeddings(input, key=key) as reader:
         expect_kind(reader, ("embeddings", "anchors"), "`stitch apply`")
-        projector = _relative_transform(scorer, anchors, torch_device, compute_dtype_of(reader.dtype))
+        space = read_space(reader.attrs, input)
+        projector = _relative_transform(scorer, anchors, torch_device, compute_dtype_of(reader.dtype), (input, space), force)
+        if projector is None:
+            check_same_space((head, scorer.space), (input, space), force)
         if projector is None and scorer.input_dim is not None and reader.dim != scorer.input_dim:
             raise DataError(f"dimension mismatch of a head: {input.name} has {reader.dim} dims, head {head.name} expects "
                             f"{scorer.input_dim}; translate the file into the head's space first", input)
@@ -298,6 +314,7 @@ def stitch_run(
     shard=None,
     rows=None,
     drop_invalid: bool = False,
+    force: bool = False,
     seed: int = 0,
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
@@ -307,7 +324,8 @@ def stitch_run(
     """Translate ``src`` into the head's space and classify it, in one pass (no file in between).
 
     The translator is chosen and checked on the anchors as in ``translate`` (``method="auto"``,
-    the quality estimate, ``min_score``).
+    the quality estimate, ``min_score``). The target anchors must be in the head's recorded space
+    (and ``src`` in the source anchors') unless ``force``.
     """
     from relcli.api._translation import fit_translation
     from relcli.io.atomic import check_output
@@ -327,8 +345,10 @@ def stitch_run(
                "subspaces": subspaces, "allow_rank_deficient": allow_rank_deficient}
     with open_embeddings(src, key=key) as reader:
         expect_kind(reader, ("embeddings", "anchors"), "--src")
+        with open_embeddings(tgt_anchors) as target:  # before the fit: a wrong space is found at once
+            check_same_space((head, scorer.space), (Path(tgt_anchors), read_space(target.attrs, tgt_anchors)), force)
         translation = fit_translation(reader, src, tgt_anchors, src_anchors, method, options, seed, torch_device,
-                                      min_score=min_score)
+                                      min_score=min_score, force=force)
         translator = translation.translator.to(torch_device, compute_dtype_of(reader.dtype))
         if scorer.input_dim is not None and translator.target_dim_ != scorer.input_dim:
             raise DataError(f"dimension mismatch of a head: the target anchors have {translator.target_dim_} dims, head "

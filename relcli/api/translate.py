@@ -19,6 +19,7 @@ from relcli.api._results import Progress, Result
 from relcli.api._rows import RowLoop
 from relcli.api._translation import check_map_options, fit_translation, load_translation
 from relcli.errors import DataError, UsageError
+from relcli.io.spaces import SPACE_KEY, read_space
 
 
 def translate(
@@ -42,6 +43,7 @@ def translate(
     shard=None,
     rows=None,
     drop_invalid: bool = False,
+    force: bool = False,
     seed: int = 0,
     key: str | None = None,
     dtype: str | None = None,
@@ -58,6 +60,8 @@ def translate(
     models, in [-1, 1]). ``save_map`` also writes the fitted map and its reverse (both files or
     neither); ``map`` applies a saved map, ``reverse`` its reverse (target → source). ``shard``
     ("I/N") or ``rows`` ("A:B") translate only those rows (``relcli merge`` joins the shard files).
+    ``src`` must be in the recorded space of ``src_anchors`` (or of the map's input end) unless
+    ``force``; the output records the target's space.
     """
     from relcli.io.atomic import OutputGroup, check_output
     from relcli.io.embeddings import EmbeddingWriter, open_embeddings
@@ -85,10 +89,10 @@ def translate(
     with open_embeddings(src, key=key) as reader:
         expect_kind(reader, ("embeddings", "anchors"), "--src")
         if map is not None:
-            translation = load_translation(map, src, reverse)
+            translation = load_translation(map, src, reverse, read_space(reader.attrs, src), force)
         else:
             translation = fit_translation(reader, src, tgt_anchors, src_anchors, method, options, seed, torch_device,
-                                          reverse=save_map is not None, min_score=min_score)
+                                          reverse=save_map is not None, min_score=min_score, force=force)
         translator = translation.translator.to(torch_device, compute_dtype_of(reader.dtype))
         if reader.dim != translator.source_dim_:
             raise DataError(f"dimension mismatch: {src.name} has {reader.dim} dims, the map expects {translator.source_dim_}", src)
@@ -96,7 +100,8 @@ def translate(
                                              description=f"translate ({translation.info.get('method')})")
         attrs = {"kind": "embeddings", "translation": translation.info, **({"shard": shard_record} if shard_record else {}),
                  "provenance": provenance("translate", {**translation.info, "key": key, "shard": shard_record},
-                                          translation.inputs)}
+                                          translation.inputs),
+                 **({SPACE_KEY: translation.output_space} if translation.output_space else {})}
         columns_of = None
         if confidence:
             for model in translation.selection.chosen.fold_models:
@@ -111,7 +116,8 @@ def translate(
                 writer.attrs["dropped"] = len(loop.dropped)
             if save_map is not None:
                 save_estimator(save_map, translator, "translator", {"translation": translation.info,
-                               "provenance": attrs["provenance"]}, group=group, reverse=translation.reverse)
+                               "provenance": attrs["provenance"], "spaces": translation.spaces}, group=group,
+                               reverse=translation.reverse)
     files = {"output": output, **({"save_map": save_map} if save_map is not None else {})}
     return Result(
         "translate", output, loop.written, translator.target_dim_, len(loop.dropped), loop.dropped_ids,

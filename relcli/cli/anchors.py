@@ -36,6 +36,11 @@ def anchors(
         typer.Option("--candidates", min=1, help="fps/kmeans: choose among this many rows, a seeded sample (default: "
                      "max(16 x n, 10,000)); all rows when the file has fewer."),
     ] = None,
+    ids: Annotated[Optional[Path], typer.Option(
+        "--ids", help="With -n: choose only among the rows whose ids are in this file (.txt list, an embedding file's ids, "
+        "or -), e.g. the train side of `relcli split`.")] = None,
+    exclude_ids: Annotated[Optional[Path], typer.Option(
+        "--exclude-ids", help="With -n: never choose the rows whose ids are in this file.")] = None,
     drop_invalid: Annotated[
         bool, typer.Option("--drop-invalid", help="Leave NaN/Inf and all-zero rows out of the statistics and the choice.")
     ] = False,
@@ -52,6 +57,7 @@ def anchors(
     \b
     Examples:
       relcli anchors x.h5 -n 768 --strategy fps --seed 0 -o xa.h5
+      relcli anchors x.h5 -n 768 --ids train.txt -o xa.h5        (only among the train items)
       relcli anchors y.h5 --like xa.h5 -o ya.h5
       relcli anchors en.h5 -n 2000 --pairs en_fr.tsv --target fr.h5 -o en_a.h5
       relcli anchors fr.h5 --like en_a.h5 --pairs en_fr.tsv -o fr_a.h5
@@ -62,7 +68,7 @@ def anchors(
     with ProgressBar() as bar:
         result = api.anchors(
             input, output=output, n_anchors=n_anchors, strategy=strategy, seed=seed, like=like, pairs=pairs, target=target,
-            candidates=candidates,
+            candidates=candidates, ids=ids, exclude_ids=exclude_ids,
             drop_invalid=drop_invalid, key=key, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows} anchors of {result.scores['space']['n_rows']:,} x {result.dims} to {result.output}")

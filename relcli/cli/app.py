@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from relcli import __version__
 from relcli.cli import _runtime, anchors, embed, evaluate, info, merge, project, stitch, translate
 from relcli.cli import export, report, search, split
+from relcli.cli._help import PanelCommand
 
 
 class OneLineErrors(TyperGroup):
@@ -72,20 +73,20 @@ def main_options(
     _runtime.reset(device, quiet, verbose, debug)
 
 
-app.command("embed")(embed.embed)
-app.command("anchors")(anchors.anchors)
-app.command("project")(project.project)
-app.command("invert")(project.invert)
-app.command("translate")(translate.translate)
+app.command("embed", cls=PanelCommand)(embed.embed)
+app.command("anchors", cls=PanelCommand)(anchors.anchors)
+app.command("project", cls=PanelCommand)(project.project)
+app.command("invert", cls=PanelCommand)(project.invert)
+app.command("translate", cls=PanelCommand)(translate.translate)
 app.add_typer(stitch.app, name="stitch")
-app.command("evaluate")(evaluate.evaluate)
-app.command("info")(info.info)
-app.command("merge")(merge.merge)
-app.command("split")(split.split)
-app.command("search")(search.search)
-app.command("export")(export.export)
-app.command("import")(export.import_)
-app.command("report")(report.report)
+app.command("evaluate", cls=PanelCommand)(evaluate.evaluate)
+app.command("info", cls=PanelCommand)(info.info)
+app.command("merge", cls=PanelCommand)(merge.merge)
+app.command("split", cls=PanelCommand)(split.split)
+app.command("search", cls=PanelCommand)(search.search)
+app.command("export", cls=PanelCommand)(export.export)
+app.command("import", cls=PanelCommand)(export.import_)
+app.command("report", cls=PanelCommand)(report.report)
 
 
 def main() -> None:

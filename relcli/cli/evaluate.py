@@ -63,6 +63,7 @@ def evaluate(
     seed: opt.Seed = 0,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
+    force: opt.Force = False,
     device: opt.Device = None,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -83,7 +84,7 @@ def evaluate(
     result = api.evaluate(
         input, reference=reference, metrics=metrics, min=gates_min, max=gates_max, ids=ids, exclude_ids=exclude_ids,
         query_sample=query_sample, query_batch=query_batch, seed=seed, key=key, batch_size=batch_size,
-        device=settings.device,
+        force=force, device=settings.device,
     )
     for message in result.details:
         detail(message)

@@ -25,6 +25,7 @@ def project(
     key: opt.Key = None,
     dtype: opt.Dtype = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
+    force: opt.Force = False,
     device: opt.Device = None,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -40,7 +41,7 @@ def project(
     with ProgressBar() as bar:
         result = api.project(
             input, anchors=anchors, output=output, similarity=similarity, aggregate=aggregate, center=center,
-            shard=shard, rows=rows, drop_invalid=drop_invalid, key=key, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
+            shard=shard, rows=rows, drop_invalid=drop_invalid, key=key, dtype=dtype, batch_size=batch_size, force=force, device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows:,} x {result.dims} relative rows to {result.output}")
 

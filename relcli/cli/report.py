@@ -27,6 +27,7 @@ def report(
     seed: opt.Seed = 0,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
+    force: opt.Force = False,
     device: opt.Device = None,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -49,7 +50,7 @@ def report(
 
     with ProgressBar() as bar:
         result = api.report(input, output=output, reference=reference, src_anchors=src_anchors, tgt_anchors=tgt_anchors,
-                            sample=sample, dpi=dpi, seed=seed, key=key, batch_size=batch_size, device=settings.device,
+                            sample=sample, dpi=dpi, seed=seed, key=key, batch_size=batch_size, force=force, device=settings.device,
                             progress=bar)
     for name, why in result.omitted.items():
         say(f"left out {name}: {why}")

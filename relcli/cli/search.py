@@ -50,6 +50,7 @@ def search(
     seed: opt.Seed = 0,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
+    force: opt.Force = False,
     device: opt.Device = None,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -77,7 +78,7 @@ def search(
             index, id=query_id, ids=ids, queries=queries, text=text, encoder=encoder, prefix=prefix, pooling=pooling,
             max_length=max_length, tokenizer=tokenizer, k=k, similarity=similarity, csls_k=csls_k,
             csls_sample=csls_sample, include_self=include_self, drop_invalid=drop_invalid, seed=seed, key=key,
-            batch_size=batch_size, device=settings.device, progress=bar,
+            batch_size=batch_size, force=force, device=settings.device, progress=bar,
         )
     for message in result.warnings:
         warn(message)

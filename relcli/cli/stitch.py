@@ -14,6 +14,7 @@ import typer
 
 from relcli.cli import _options as opt
 from relcli.cli._runtime import ProgressBar, command, configure, report, settings
+from relcli.cli._help import PanelCommand
 from relcli.core import registry
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ app = typer.Typer(
 HEAD_FILE_HELP = "A head saved by `relcli stitch fit` (.safetensors), or a TorchScript module (.pt/.ts) mapping rows to class scores."
 
 
-@app.command("fit")
+@app.command("fit", cls=PanelCommand)
 @command
 def fit(
     input: Annotated[Path, typer.Argument(help="Labelled embedding file of the head's space (the target).")],
@@ -49,6 +50,7 @@ def fit(
     seed: opt.Seed = 0,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
+    force: opt.Force = False,
     device: opt.Device = None,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -68,13 +70,13 @@ def fit(
     result = api.stitch_fit(
         input, output=output, head=head, anchors=anchors, similarity=similarity, aggregate=aggregate, center=center,
         l2=l2, max_iter=max_iter, hidden=hidden, epochs=epochs, ids=ids, exclude_ids=exclude_ids, seed=seed, key=key,
-        batch_size=batch_size, device=settings.device,
+        batch_size=batch_size, force=force, device=settings.device,
     )
     report(result, f"fitted a {head} head on {result.rows:,} x {result.dims} ({result.scores['classes']} classes, "
                    f"train accuracy {result.scores['train_accuracy']:.4f}) -> {result.output}")
 
 
-@app.command("apply")
+@app.command("apply", cls=PanelCommand)
 @command
 def apply(
     input: Annotated[Path, typer.Argument(help="Embedding file in the head's space (e.g. translated by `relcli translate`).")],
@@ -88,6 +90,7 @@ def apply(
     drop_invalid: opt.DropInvalid = False,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
+    force: opt.Force = False,
     device: opt.Device = None,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -106,11 +109,11 @@ def apply(
     with ProgressBar() as bar:
         result = api.stitch_apply(input, head=head, output=output, anchors=anchors, shard=shard, rows=rows,
                                   drop_invalid=drop_invalid, key=key,
-                                  batch_size=batch_size, device=settings.device, progress=bar)
+                                  batch_size=batch_size, force=force, device=settings.device, progress=bar)
     report(result, f"wrote {result.rows:,} predictions to {result.output}")
 
 
-@app.command("run")
+@app.command("run", cls=PanelCommand)
 @command
 def run(
     src: Annotated[Path, typer.Option("--src", help="Source embedding file.")],
@@ -132,6 +135,7 @@ def run(
     seed: opt.Seed = 0,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
+    force: opt.Force = False,
     device: opt.Device = None,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -150,6 +154,6 @@ def run(
             center=center, scaling=scaling, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold,
             subspaces=subspaces, allow_rank_deficient=allow_rank_deficient, min_score=min_score,
             shard=shard, rows=rows, drop_invalid=drop_invalid, seed=seed,
-            key=key, batch_size=batch_size, device=settings.device, progress=bar,
+            key=key, batch_size=batch_size, force=force, device=settings.device, progress=bar,
         )
     report(result, f"wrote {result.rows:,} predictions to {result.output} ({result.parameters.get('method')})")

@@ -44,6 +44,7 @@ def translate(
     key: opt.Key = None,
     dtype: opt.Dtype = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
+    force: opt.Force = False,
     device: opt.Device = None,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -73,7 +74,7 @@ def translate(
             scaling=scaling, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold, subspaces=subspaces,
             allow_rank_deficient=allow_rank_deficient, min_score=min_score, confidence=confidence, save_map=save_map,
             map=map_file, reverse=reverse, shard=shard, rows=rows, drop_invalid=drop_invalid,
-            seed=seed, key=key, dtype=dtype, batch_size=batch_size, device=settings.device, progress=bar,
+            seed=seed, key=key, dtype=dtype, batch_size=batch_size, force=force, device=settings.device, progress=bar,
         )
     saved = f"; saved the fitted map to {result.files['save_map']}" if "save_map" in result.files else ""
     report(result, f"wrote {result.rows:,} x {result.dims} rows to {result.output} ({result.parameters.get('method')}){saved}")

@@ -76,6 +76,12 @@ def _family(name: str) -> tuple[str, int | None] | None:
     return (name, None) if name in ("cosine", "mse", "mrr", "cka") else None
 
 
+def across_spaces(name: str) -> bool:
+    """Whether metric ``name`` compares two spaces (of any dimensions) rather than rows of one space."""
+    family = _family(name)
+    return family is not None and family[0] in ACROSS_SPACES
+
+
 def parse_metrics(names: Sequence[str] | None, predictions: bool, same_space: bool = True) -> list[str]:
     """The metrics to compute for a file: validated names, or the defaults when ``names`` is None.
 

@@ -27,6 +27,7 @@ import numpy as np
 from relcli.errors import DataError, FileFormatError, RelcliError, UsageError
 from relcli.io import meta
 from relcli.io._reader import EmbeddingReader, as_id_array
+from relcli.io.spaces import read_space
 
 ESTIMATOR_KINDS = ("translator", "head")
 _ROLE_KINDS = {"embeddings": ("embeddings", "anchors"), "anchors": ("anchors", "embeddings")}
@@ -54,7 +55,8 @@ class AnchorSet:
 
     ``keys`` are the rows' ids as strings (row numbers without ids); ``source_keys`` the ids in
     another space when the anchors were taken across vocabularies (``--pairs``): those are the
-    keys that match a parallel file. ``join_keys`` is whichever applies.
+    keys that match a parallel file. ``join_keys`` is whichever applies. ``space``: the recorded
+    space of the rows (``relcli.io.spaces``), None when unknown.
     """
 
     path: Path
@@ -64,6 +66,7 @@ class AnchorSet:
     source_keys: list[str] | None
     stats: Any
     kind: str
+    space: dict | None = None
 
     @property
     def join_keys(self) -> list[str]:
@@ -136,7 +139,8 @@ def read_anchor_set(path: str | os.PathLike, key: str | None = None, batch_size:
         if source is not None and len(source) != reader.n_rows:
             raise FileFormatError(f"has {len(source)} source_ids for {reader.n_rows} anchors", path)
         source_keys = None if source is None else [str(s) for s in source.tolist()]
-        return AnchorSet(path, vectors, reader.ids, reader.row_keys(), source_keys, stats, reader.kind)
+        return AnchorSet(path, vectors, reader.ids, reader.row_keys(), source_keys, stats, reader.kind,
+                         read_space(reader.attrs, path))
 
 
 def _rows_message(exc: RelcliError, reader: EmbeddingReader, offset: int) -> str:

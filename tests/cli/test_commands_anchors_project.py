@@ -239,3 +239,30 @@ def test_project_npy_input_quiet_and_dtype(data, tmp_path):
     r = load(out)
     assert (r.format, r.dtype, r.ids, r.labels) == ("safetensors", "float64", None, None)
     np.testing.assert_allclose(r.matrix, unit_rows(data.x) @ unit_rows(load(data.xa).matrix).T, atol=1e-6)
+
+
+@pytest.mark.parametrize("strategy", ["fps", "random", "kmeans"])
+def test_anchors_ids_restrict_the_choice_not_the_statistics(data, tmp_path, strategy):
+    train, test = tmp_path / "train.txt", tmp_path / "test.txt"
+    ok(invoke("split", data.x_h5, "--test-size", 0.5, "--seed", 3, "--train-out", train, "--test-out", test, "-q"))
+    allowed, held = set(train.read_text().split()), set(test.read_text().split())
+    inside, outside, whole = tmp_path / "in.h5", tmp_path / "out.h5", tmp_path / "all.h5"
+    ok(invoke("anchors", data.x_h5, "-n", 20, "--strategy", strategy, "--ids", train, "-q", "-o", inside))
+    ok(invoke("anchors", data.x_h5, "-n", 20, "--strategy", strategy, "--exclude-ids", test, "-q", "-o", outside))
+    ok(invoke("anchors", data.x_h5, "-n", 20, "--strategy", strategy, "-q", "-o", whole))
+    chosen = [str(i) for i in load(inside).ids]
+    assert len(chosen) == 20 and set(chosen) <= allowed and not set(chosen) & held
+    assert load(outside).ids == load(inside).ids  # --exclude-ids of the complement is the same choice
+    assert load(inside).attrs["source_stats"] == load(whole).attrs["source_stats"]  # statistics of every row
+    assert load(inside).attrs["anchor_method"]["ids"] == str(train)
+
+
+def test_anchors_ids_usage(data, tmp_path):
+    from .conftest import assert_clean_error
+
+    listed = tmp_path / "few.txt"
+    listed.write_text("\n".join(str(i) for i in data.ids[:5]) + "\n")
+    out = tmp_path / "a.h5"
+    assert_clean_error(invoke("anchors", data.x_h5, "-n", 10, "--ids", listed, "-o", out), 1, "-n 10", "5", path=data.x_h5)
+    assert_clean_error(invoke("anchors", data.y_h5, "--like", data.xa, "--ids", listed, "-o", out), 2, "--like")
+    assert not out.exists()
