@@ -227,6 +227,25 @@ for _lie in ("estimator-head", "state-source_dim-mismatch", "matrix-nan", "matri
     add(f"map-meta:info:{_lie}", in_role("info--map", lambda ctx, base, f, e=_edit: e(base, ctx.p("lie.safetensors")), fmt="st",
                                          fragments=[_field], expect=_expect(_lie)))
 
+#: a garbled space record (relcli.space, a map's relcli.spaces) is refused wherever it is read
+SPACE_LIES = {
+    "space-string": (lambda s, d: F.set_meta(s, d, "space", "mnist"), "relcli.space"),
+    "space-no-fingerprint": (lambda s, d: F.set_meta(s, d, "space", {"name": "m", "dim": 8}), "relcli.space"),
+    "space-dim-bool": (lambda s, d: F.set_meta(s, d, "space", {"name": "m", "fingerprint": "ab", "dim": True}), "relcli.space"),
+    "space-bad-json": (lambda s, d: F.set_meta(s, d, "space", "{oops", raw=True), "space"),
+}
+for _lie, (_edit, _field) in SPACE_LIES.items():
+    for _role in ("project--anchors", "translate--src-anchors", "translate--tgt-anchors", "invert--anchors"):
+        for _fmt in ("h5", "st"):
+            add(f"space-meta:{_role}:{_lie}:{_fmt}", in_role(_role, lambda ctx, base, f, e=_edit: e(base, ctx.p("lie" + EXT[f])),
+                                                           fmt=_fmt, fragments=[_field]))
+    add(f"space-meta:stitch-apply--head:{_lie}", in_role("stitch-apply--head", lambda ctx, base, f, e=_edit: e(base, ctx.p("lie.safetensors")),
+                                                        fmt="st", fragments=[_field]))
+for _lie, (_value, _field) in {"spaces-list": ([1], "relcli.spaces"), "spaces-source-string": ({"source": "x"}, "relcli.spaces.source"),
+                               "spaces-target-no-dim": ({"target": {"name": "m", "fingerprint": "ab"}}, "relcli.spaces.target")}.items():
+    add(f"space-meta:translate--map:{_lie}", in_role("translate--map", lambda ctx, base, f, v=_value: F.set_meta(
+        base, ctx.p("lie.safetensors"), "spaces", v), fmt="st", fragments=[_field]))
+
 REVERSE_LIES = {
     "reverse-missing": (lambda s, d: F.del_meta(s, d, "reverse"), "reverse"),
     "reverse-string": (lambda s, d: F.set_meta(s, d, "reverse", "x"), "reverse"),
