@@ -121,6 +121,23 @@ def io_limit(b: Bench, n: int, src: Path, folder: Path, d_out: int = D, seq: boo
     return measure_limit
 
 
+def storage_cost(reference: Path, stored: Path) -> str:
+    """What a half-precision output costs against the float32 one, row by row: cosine and relative error."""
+    import torch
+
+    from relcli.io.embeddings import open_embeddings
+
+    cosines, errors = [], []
+    with open_embeddings(reference) as full, open_embeddings(stored) as half:
+        for (_, a), (_, h) in zip(full.iter_chunks(65536), half.iter_chunks(65536)):
+            a, h = a.double(), h.double()
+            cosines.append(torch.nn.functional.cosine_similarity(a, h, dim=1))
+            errors.append(torch.linalg.vector_norm(a - h, dim=1) / torch.linalg.vector_norm(a, dim=1))
+    cos, err = torch.cat(cosines), torch.cat(errors)
+    return (f"row cosine to float32: mean {cos.mean():.7f}, min {cos.min():.7f}; relative row error: mean {err.mean():.1e}, "
+            f"max {err.max():.1e}")
+
+
 def run_size(b: Bench, n: int, folder: Path, args, first: bool) -> None:
     t0 = time.perf_counter()
     x_h5 = bd.write_space(folder / "x.h5", n, args.seed, "x", args.ids)
@@ -143,6 +160,12 @@ def run_size(b: Bench, n: int, folder: Path, args, first: bool) -> None:
            folder, io_limit(b, n, x_h5, folder, seq=True), RATIO, key="map")
     b.step("evaluate --metrics cosine (out.h5 vs y.h5)", n, ["evaluate", "out.h5", "--reference", "y.h5", "--metrics",
            "cosine"], folder, read(folder / "out.h5", folder / "y.h5"))
+    for dtype, out in (("float16", "out16.h5"), ("bfloat16", "out16.safetensors")):  # half-size storage, and its cost
+        b.step(f"translate --map --dtype {dtype} → {out.split('.')[1]}", n, ["translate", "--src", "x.h5", "--map",
+               "map.safetensors", "--dtype", dtype, "-o", out], folder, io_limit(b, n, x_h5, folder), key=dtype)
+        if (folder / out).exists():
+            b.add(f"  {dtype} output vs float32 output", n, note=storage_cost(folder / "out.h5", folder / out))
+            (folder / out).unlink()
     for name in ("out.h5", "y.h5"):
         (folder / name).unlink(missing_ok=True)
 
