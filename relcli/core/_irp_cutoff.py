@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from relcli.core._linalg import Spectrum
 from relcli.core._scoring import Gallery, fold_indices, mean_scores
 
 # 1 − |cos| below this (computed in float64) is round-off: the two anchors are duplicates or
@@ -77,13 +78,18 @@ def select_rcond(
         held = held.to(device)
         kept = torch.ones(k, dtype=torch.bool, device=device)
         kept[held] = False
-        u, sigma, vh = torch.linalg.svd(unit_targets[kept], full_matrices=False)
-        projected = anchor_relative[held][:, kept].to(dtype) @ u
-        for c in grid:
-            keep = sigma > c * sigma[0]
-            predicted = (projected[:, keep] / sigma[keep]) @ vh[keep]
-            unit = predicted / torch.linalg.vector_norm(predicted, dim=1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-            per_cut[c].append(gallery.scores(unit, held))  # unit rows, as IRP's output is (up to its norm)
+        # Ŷ_H,c = R[H, F] (Â_Fᵀ)⁺_c = (Â_F⁺_c R[H, F]ᵀ)ᵀ: one decomposition of Â_F for every cut-off
+        spectrum = Spectrum.of(unit_targets[kept], min(grid))
+        solutions = spectrum.solutions(anchor_relative[held][:, kept].to(dtype).T, grid)
+        by_rank: dict[int, dict[str, float]] = {}  # cut-offs that keep the same σ predict the same rows
+        for c, solution in zip(grid, solutions):
+            rank = int(spectrum.kept(c).sum())
+            if rank not in by_rank:
+                predicted = solution.T
+                tiny = torch.finfo(predicted.dtype).tiny
+                unit = predicted / torch.linalg.vector_norm(predicted, dim=1, keepdim=True).clamp_min(tiny)
+                by_rank[rank] = gallery.scores(unit, held)  # unit rows, as IRP's output is (up to its norm)
+            per_cut[c].append(by_rank[rank])
     scores = {f"{c:g}": mean_scores(folds_of_c) for c, folds_of_c in per_cut.items()}
     best = max(grid, key=lambda c: (round(scores[f"{c:g}"]["score"], 12), -c))
     return float(best), scores

@@ -40,7 +40,7 @@ def ridge_loo(
     predictions back to the target space, where they are scored against ``gallery`` (the raw target anchors)."""
     k = xs.shape[0]
     u, sigma, vh = torch.linalg.svd(xs, full_matrices=False)
-    uty = u.T @ ys
+    uty, u_squared = u.T @ ys, u.square()
     rows = torch.arange(k, device=xs.device)
     prepared = Gallery(gallery)
     scores: dict[str, dict[str, float]] = {}
@@ -48,7 +48,7 @@ def ridge_loo(
         denominator = sigma.square() + alpha * k
         shrink = torch.where(denominator > 0, sigma.square() / denominator.clamp_min(torch.finfo(sigma.dtype).tiny), 0.0)
         fitted = u @ (shrink[:, None] * uty)
-        leverage = 1.0 / k + u.square() @ shrink
+        leverage = 1.0 / k + u_squared @ shrink
         if bool((leverage > 1 - 1e-6).any()):
             continue  # an anchor the fit interpolates has no leave-one-out prediction (α = 0 below k = d)
         held_out = ys - (ys - fitted) / (1 - leverage)[:, None]

@@ -2,9 +2,9 @@
 
 Maiorca et al. 2024. With parallel target anchors Â_Y (k × d_Y, rows unit-normalised, optionally
 centred first), a cosine relative row r ≈ ŷ Â_Yᵀ, so the least-squares direction is
-ŷ = r (Â_Yᵀ)⁺, with the pseudo-inverse taken by SVD and a relative cut-off on small singular
-values. Rows are then normalised and rescaled to the target's mean norm (decoders are largely
-scale invariant), and the target anchor mean is added back when centring was used.
+ŷ = r (Â_Yᵀ)⁺, with the pseudo-inverse from the singular values (``_linalg.Spectrum``) and a relative
+cut-off on small singular values. Rows are then normalised and rescaled to the target's mean norm
+(decoders are largely scale invariant), and the target anchor mean is added back when centring was used.
 
 Conditioning aids from the paper: prune near-collinear anchors by farthest-point sampling (FPS)
 with distance 1 − |cos| and threshold δ, repeat over ω pruned subsets ("subspaces") and average
@@ -25,6 +25,7 @@ import torch
 from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, l2_normalize, row_chunks
 from relcli.core._estimator import Estimator
 from relcli.core._irp_cutoff import AUTO_MIN_ANCHORS, FALLBACK_RCOND, farthest_point_subset, select_rcond
+from relcli.core._linalg import Spectrum
 from relcli.core._translator import Translator, check_fit_size, check_parallel
 from relcli.errors import DataError, FileFormatError, RowsError, UsageError
 
@@ -71,23 +72,25 @@ class _IRPParams:
 
 
 def _pinv_transpose(unit_sub, rcond: float, allow_rank_deficient: bool, pruned: str):
-    """P = (Âᵀ)⁺ = U Σ⁻¹ Vᵀ for Â = U Σ Vᵀ (k_S × d_Y), keeping σ > rcond·σ_max.
+    """P = (Âᵀ)⁺ = U Σ⁻¹ Vᵀ for Â = U Σ Vᵀ (k_S × d_Y), keeping σ > rcond·σ_max (``Spectrum``: from
+    the float64 Gram matrix for rcond ≥ 1e-4, else by SVD in Â's dtype); P in Â's dtype.
 
     Returns (P, condition number σ_max/σ_min of Â, condition of what is kept, kept rank).
     """
     k_s, d_y = unit_sub.shape
-    u, sigma, vh = torch.linalg.svd(unit_sub, full_matrices=False)
+    spectrum = Spectrum.of(unit_sub, rcond, smallest=k_s >= d_y)
+    sigma = spectrum.sigma
     sigma_max = float(sigma[0]) if len(sigma) else 0.0
-    keep = sigma > rcond * sigma_max
+    keep = spectrum.kept(rcond)
     rank = int(keep.sum())
-    sigma_min = float(sigma[-1]) if len(sigma) else 0.0
+    sigma_min = spectrum.sigma_min
     condition = sigma_max / sigma_min if k_s >= d_y and sigma_min > 0.0 else float("inf")
     if k_s < d_y and not allow_rank_deficient:
         raise DataError(
             f"IRP needs at least d_Y={d_y} target anchors, got k={k_s}{pruned} (rank {rank} at rcond={rcond:g}): "
             "use more anchors (≥ d_Y, ideally 2·d_Y) or accept a rank-deficient inverse (--allow-rank-deficient)"
         )
-    p_s = (u[:, keep] / sigma[keep]) @ vh[keep]
+    p_s = spectrum.pinv_t(rcond).to(unit_sub.dtype)
     kept_condition = sigma_max / float(sigma[keep][-1]) if rank else float("inf")
     return p_s, condition, kept_condition, rank
 
@@ -292,16 +295,14 @@ class IRP(_IRPParams, Translator):
             raise UsageError("IRP needs the sums of unit anchor rows (AnchorMoments(unit=True))")
         k, d_x, d_y = moments.n, moments.xy.shape[0], moments.xy.shape[1]
         check_fit_size(k, d_x, d_y)
-        lam, vec = torch.linalg.eigh(moments.yy)
-        lam, vec = lam.flip(0).clamp_min(0), vec.flip(1)
-        sigma = lam.sqrt()
-        keep = sigma > float(self.rcond) * sigma[0]
+        spectrum = Spectrum.from_gram(moments.yy)
+        sigma, keep = spectrum.sigma, spectrum.kept(float(self.rcond))
         if k < d_y and not self.allow_rank_deficient:
             raise DataError(f"IRP needs at least d_Y={d_y} target anchors, got k={k}: use more anchors or "
                             "--allow-rank-deficient")
-        folded = moments.xy @ (vec[:, keep] / lam[keep]) @ vec[:, keep].T
-        full = k >= d_y and bool(sigma[-1] > 0)
-        condition = float(sigma[0] / sigma[-1]) if full else float("inf")
+        folded = spectrum.solve_cross(moments.xy.T, float(self.rcond)).T  # (Â_Y⁺ Â_YᵀÂ_X)ᵀ
+        full = k >= d_y and spectrum.sigma_min > 0
+        condition = float(sigma[0]) / spectrum.sigma_min if full else float("inf")
         kept_condition = float(sigma[0] / sigma[keep][-1]) if bool(keep.any()) else float("inf")
         zeros_x, zeros_y = moments.xy.new_zeros(d_x), moments.xy.new_zeros(d_y)
         norm = moments.norm_y / k if self.center or target_norm is None else float(target_norm)

@@ -96,18 +96,19 @@ class Selection:
         return total / max(len(self.chosen.fold_models), 1)
 
 
-def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm, folds: int) -> None:
+def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm, folds: int,
+                    gallery: Gallery | None = None) -> None:
     """Fill ``candidate.scores`` (mean held-out scores and spread), its fold models and its model fitted
     on every anchor, or its error.
 
     What a method chooses from data (IRP's cut-off, linear's ridge penalty) is chosen once, by the
     fit on every anchor (which cross-validates it itself), and held fixed in the folds
     (``Translator.frozen``): not nested, so an estimate may be a little optimistic for such methods,
-    at a fifth of the cost of nesting.
+    at a fifth of the cost of nesting. ``gallery``: ``Gallery(target)``, when already built.
     """
     k = source.shape[0]
     per_fold, models = [], []
-    gallery = Gallery(target)
+    gallery = gallery if gallery is not None else Gallery(target)
     try:
         full = make_translator(candidate.method, seed=seed, **candidate.options).fit(source, target, target_norm)
         for held in fold_indices(k, folds, seed):
@@ -160,8 +161,9 @@ def select_translator(
         pool = [(method, given)]
     candidates = [Candidate(name, opts) for name, opts in pool]
     if source.shape[0] >= MIN_ANCHORS:
+        gallery = Gallery(target)  # the same for every candidate
         for candidate in candidates:
-            _cross_validate(candidate, source, target, seed, target_norm, folds)
+            _cross_validate(candidate, source, target, seed, target_norm, folds, gallery)
         scored = [c for c in candidates if c.error is None]
         if not scored:
             raise DataError(f"no method could be fitted on the anchors: {candidates[0].name}: {candidates[0].error}")
