@@ -6,8 +6,10 @@ an exception would be swallowed with "Exception ignored ..." and the step would 
 an import. Anywhere else -- inside a library's Python code, which native code may have called (an
 exception thrown through pybind11 there aborts the process), or while a native module initialises
 -- the signal is only recorded, and ``check`` raises it at the next safe point. Outputs are renamed into place only after
-a last ``check``, so a step that was interrupted never leaves an output behind, whatever it was doing.
-The CLI installs the handler (``handling``); library users keep Python's own.
+a last ``check``, so a step that was interrupted never leaves an output behind, whatever it was doing;
+once they are in place (``committed``) a signal is too late to undo the step and is ignored, so a
+step never reports "interrupted" over an output it wrote. The CLI installs the handler
+(``handling``); library users keep Python's own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import signal
 from collections.abc import Iterator
 
-_state = {"pending": False, "critical": 0}
+_state = {"pending": False, "critical": 0, "committed": False}
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -33,6 +35,8 @@ def _safe_to_raise(frame) -> bool:
 
 
 def _handler(signum, frame) -> None:
+    if _state["committed"]:
+        return
     _state["pending"] = True
     if not _state["critical"] and _safe_to_raise(frame):
         raise KeyboardInterrupt
@@ -40,8 +44,17 @@ def _handler(signum, frame) -> None:
 
 def check() -> None:
     """Raise KeyboardInterrupt if a signal came while it could not be raised."""
-    if _state["pending"]:
+    if _state["pending"] and not _state["committed"]:
         raise KeyboardInterrupt
+
+
+def committed() -> None:
+    """The step's outputs are in place: from now on a signal is ignored (until the next ``handling``)."""
+    _state["committed"] = True
+
+
+def is_committed() -> bool:
+    return _state["committed"]
 
 
 @contextlib.contextmanager
@@ -57,7 +70,7 @@ def critical() -> Iterator[None]:
 @contextlib.contextmanager
 def handling() -> Iterator[None]:
     """Install the handler for SIGINT and SIGTERM for the duration of a command."""
-    _state["pending"] = False
+    _state["pending"] = _state["committed"] = False
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

@@ -65,7 +65,10 @@ app = typer.Typer(
     cls=OneLineErrors,
     name="relcli",
     help="Make two neural latent spaces talk: relative representations, inverse relative "
-    "projection (IRP) and direct translation over embedding files (HDF5, safetensors, .npy).",
+    "projection (IRP) and direct translation over embedding files (HDF5, safetensors, .npy).\n\n"
+    "\b\nExample (a corpus into a new model's space, with anchors embedded by both):\n"
+    "  relcli anchors x.h5 -n 1024 -o xa.h5 && relcli anchors y.h5 --like xa.h5 -o ya.h5\n"
+    "  relcli translate --src x.h5 --tgt-anchors ya.h5 --min-score 0.3 -o y_hat.h5",
     no_args_is_help=True,
     rich_markup_mode=None,  # plain Click help: rendering with Rich would cost ~0.2 s of imports
     add_completion=True,  # relcli --install-completion bash|zsh|fish|powershell

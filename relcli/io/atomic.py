@@ -182,11 +182,13 @@ class OutputGroup:
                 for path, temp in self._temps.items():
                     if not temp.exists():
                         raise FileFormatError("internal error: nothing was written", path)
-                for path, temp in self._temps.items():
-                    try:
-                        os.replace(temp, path)
-                    except OSError as error:
-                        raise OutputError(describe_os_error(error), path) from None
+                with interrupts.critical():  # all renamed, or (an OSError) the rest left out; never half by a signal
+                    for path, temp in self._temps.items():
+                        try:
+                            os.replace(temp, path)
+                        except OSError as error:
+                            raise OutputError(describe_os_error(error), path) from None
+                    interrupts.committed()
                 return False
         finally:
             for temp in self._temps.values():

@@ -65,3 +65,22 @@ def test_a_signal_at_a_random_moment_leaves_no_output(inputs, tmp_path, sig, fmt
         assert not out.exists()
         assert stderr in ("", "Error: interrupted; no output was written\n"), stderr
         assert stdout == ""
+
+
+def test_a_signal_after_the_outputs_are_in_place_is_ignored(tmp_path):
+    """Once a step has renamed its outputs into place a signal cannot undo it: it must not turn a
+    written file into an "interrupted; no output was written" (or a kill by the default action)."""
+    import os
+
+    from relcli import interrupts
+    from relcli.io.atomic import atomic_output
+
+    with interrupts.handling():
+        with atomic_output(tmp_path / "done.txt") as temp:
+            temp.write_text("x")
+        assert interrupts.is_committed()
+        os.kill(os.getpid(), signal.SIGINT)  # handled at once, in this frame: must not raise
+        interrupts.check()
+    with interrupts.handling():
+        assert not interrupts.is_committed()  # the next step starts afresh
+    assert (tmp_path / "done.txt").read_text() == "x"
