@@ -92,7 +92,8 @@ def test_translate_checks_and_records_spaces(files, tmp_path):
     refused(invoke("translate", "--src", files["mnist"], "--src-anchors", files["ya"], "--tgt-anchors", files["ya"],
                    "-o", out), files["ya"].name, files["mnist"])
     assert not out.exists()
-    ok(invoke("translate", "--src", files["mnist"], "--tgt-anchors", files["ya"], "--save-map", mapped, "-q", "-o", out))
+    ok(invoke("translate", "--src", files["mnist"], "--tgt-anchors", files["ya"], "--method", "procrustes", "--save-map", mapped,
+              "-q", "-o", out))
     assert space(out) == space(files["usps"])
     from relcli.io.kinds import read_estimator_meta
 
@@ -117,7 +118,8 @@ def test_heads_record_their_space(files, tmp_path):
     refused(invoke("stitch", "run", "--src", files["usps"], "--tgt-anchors", files["xa"], "--head", head, "-o", preds),
             files["xa"].name, head)
     assert not preds.exists()
-    ok(invoke("stitch", "run", "--src", files["mnist"], "--tgt-anchors", files["ya"], "--head", head, "-q", "-o", preds))
+    ok(invoke("stitch", "run", "--src", files["mnist"], "--tgt-anchors", files["ya"], "--head", head, "--method", "procrustes",
+              "-q", "-o", preds))
     ok(invoke("stitch", "apply", files["mnist"], "--head", head, "--force", "-q", "-o", tmp_path / "forced.h5"))
 
 
