@@ -57,13 +57,14 @@ def _check_rows(vectors, keys: list[str], path, what: str, need_direction: bool)
 
 def fit_translation(
     src_reader, src: Path, tgt_anchors, src_anchors, method: str, options: dict, seed: int, device,
-    reverse: bool = False, min_score: float | None = None, force: bool = False,
+    reverse: bool = False, min_score: float | None = None, force: bool = False, target_of=None,
 ) -> Translation:
     """Cross-validate and fit ``method`` (or ``auto``) on parallel anchors: the target anchors, and the
     source rows with the same ids (or ``src_anchors``, matched by id). ``reverse`` also fits the map
     back (target → source) with the chosen method. ``min_score``: a quality estimate below it is an
     error, before anything is written. ``src`` and ``src_anchors`` must share a recorded space
-    unless ``force``."""
+    unless ``force``, and so must ``target_of`` ((path, space) of what the output feeds, e.g. a head)
+    and ``tgt_anchors``: both checked before any fitting."""
     from relcli.core.registry import make_translator
     from relcli.core.selection import POOR_SCORE, select_translator
     from relcli.io.embeddings import open_embeddings
@@ -72,6 +73,8 @@ def fit_translation(
     with open_embeddings(tgt_anchors) as peek:
         streamed = peek.n_rows > STREAM_ANCHORS
         spaces = {"source": read_space(src_reader.attrs, src), "target": read_space(peek.attrs, tgt_anchors)}
+    if target_of is not None:
+        check_same_space(target_of, (tgt_anchors, spaces["target"]), force)
     if src_anchors is not None:
         with open_embeddings(src_anchors) as peek:
             anchors_space = read_space(peek.attrs, src_anchors)

@@ -279,15 +279,15 @@ def search(
         else:
             queries = Path(queries)
             source = open_embeddings(queries)
-            expect_kind(source, kinds, "--queries")
-            try:
+            try:  # closed by the finally below once the queries are read; here on any failure before that
+                expect_kind(source, kinds, "--queries")
                 check_same_space((index, read_space(reader.attrs, index)), (queries, read_space(source.attrs, queries)), force)
+                rows = np.asarray(rows_by_keys(wanted, source.row_keys(), queries, f"--ids of {queries.name}") if wanted else
+                                  np.arange(source.n_rows), dtype=np.int64)
+                rows, query_matrix = _read_checked(source, rows, torch_device, dtype, batch_size, drop=False)
             except BaseException:
                 source.close()
                 raise
-            rows = np.asarray(rows_by_keys(wanted, source.row_keys(), queries, f"--ids of {queries.name}") if wanted else
-                              np.arange(source.n_rows), dtype=np.int64)
-            rows, query_matrix = _read_checked(source, rows, torch_device, dtype, batch_size, drop=False)
             names = source.keys_of(rows)
         try:
             n_queries = query_matrix.shape[0]

@@ -345,10 +345,8 @@ def stitch_run(
                "subspaces": subspaces, "allow_rank_deficient": allow_rank_deficient}
     with open_embeddings(src, key=key) as reader:
         expect_kind(reader, ("embeddings", "anchors"), "--src")
-        with open_embeddings(tgt_anchors) as target:  # before the fit: a wrong space is found at once
-            check_same_space((head, scorer.space), (Path(tgt_anchors), read_space(target.attrs, tgt_anchors)), force)
         translation = fit_translation(reader, src, tgt_anchors, src_anchors, method, options, seed, torch_device,
-                                      min_score=min_score, force=force)
+                                      min_score=min_score, force=force, target_of=(head, scorer.space))
         translator = translation.translator.to(torch_device, compute_dtype_of(reader.dtype))
         if scorer.input_dim is not None and translator.target_dim_ != scorer.input_dim:
             raise DataError(f"dimension mismatch of a head: the target anchors have {translator.target_dim_} dims, head "
