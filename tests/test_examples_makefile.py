@@ -19,7 +19,7 @@ def test_examples_makefile_runs_then_does_nothing(tmp_path):
     shutil.copytree(ROOT / "sample_data", work / "sample_data")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
-    first = subprocess.run(["make", "-C", str(work / "examples")], env=env, capture_output=True, text=True)
+    first = subprocess.run(["make", "-j2", "-C", str(work / "examples")], env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "relcli translate" in first.stdout and "relcli stitch apply" in first.stdout
     digits, text = (work / "examples" / "out" / "report.txt").read_text().split("\n\n")

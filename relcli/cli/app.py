@@ -9,32 +9,9 @@ import typer
 from typer.core import TyperGroup
 
 from relcli import __version__
-from relcli.cli import _runtime, anchors, embed, evaluate, info, merge, project, stitch, translate
+from relcli.cli import _coerce, _runtime, anchors, embed, evaluate, info, merge, project, stitch, translate
 from relcli.cli import export, report, search, split
 from relcli.cli._help import PanelCommand
-
-
-def _flags_without_pydantic() -> None:
-    """Let Typer pass flag values through instead of building a pydantic adapter for them.
-
-    Typer (>= 0.26) coerces every parameter value through pydantic, imported on first use (~0.2 s),
-    except flags that already hold a bool; the shell-completion flags hold None, so every
-    ``relcli CMD --help`` paid for pydantic before printing. A flag's value needs no coercion.
-    Without these Typer internals (other versions) nothing changes."""
-    from typer import _coercion, core
-
-    build = getattr(core, "build_runtime_param", None)
-    passthrough = getattr(_coercion, "PassThroughRuntimeParam", None)
-    if build is None or passthrough is None or getattr(build, "relcli_flags", False):
-        return
-
-    def build_runtime_param(descriptor):
-        if descriptor.annotation is bool:
-            return passthrough(annotation=bool, parameter_info=descriptor.parameter_info)
-        return build(descriptor)
-
-    build_runtime_param.relcli_flags = True
-    core.build_runtime_param = build_runtime_param
 
 
 class OneLineErrors(TyperGroup):
@@ -42,7 +19,7 @@ class OneLineErrors(TyperGroup):
     other error: ``Error: relcli anchors: Invalid value for '--strategy': ...``, exit 2."""
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
-        _flags_without_pydantic()
+        _coerce.install()
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
@@ -92,10 +69,7 @@ def main_options(
         bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Global options; each subcommand also takes -q, -v and --debug, and --device (default: env RELCLI_DEVICE).
-
-    Only flags here: a valued option would make every ``--help`` load Typer's value coercion
-    (pydantic, ~0.2 s) before printing anything."""
+    """Global options; each subcommand also takes -q, -v and --debug, and --device (default: env RELCLI_DEVICE)."""
     _runtime.reset(None, quiet, verbose, debug)
 
 

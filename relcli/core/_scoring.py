@@ -15,7 +15,13 @@ rows y_h, searched among all k target anchors (a gallery, as a search index woul
   around μ that the predictions reproduce: 1 when exact, 0 for predicting μ, below 0 for rows
   that miss μ itself or the target's scale (what a classifier trained on the target space, or
   IRP's norm restoration, relies on; uncentred IRP on an anisotropic encoder fails exactly here);
-- ``score`` = (mrr + recall10 + r2) / 3, in [-1/3, 1]; chance is about 0.
+- ``score`` = (mrr′ + recall10′ + r2) / 3, where ′ marks a figure corrected for chance,
+  x′ = (x − c) / (1 − c) with c its value for predictions unrelated to the truth: c = H_k / k for
+  mrr (a uniform rank among k; H_k the k-th harmonic number) and c = m / (k − 1) for recall10 (m
+  of the k − 1 other rows drawn at random). So chance scores 0 at every k: without the correction
+  a gallery of 64 anchors gives an unrelated translation ~0.08 (recall 10/63 is 0.16 by chance),
+  and a weak translation from few anchors would look as good as a fair one from many. Each
+  corrected figure is floored at −1, so ``score`` is in [-1, 1].
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
 
 
+def _beyond_chance(value: float, chance: float) -> float:
+    """max(−1, (value − chance) / (1 − chance)): 0 at chance, 1 when perfect."""
+    return max(-1.0, (value - chance) / (1.0 - chance)) if chance < 1.0 else 0.0
+
+
 class Gallery:
     """The target anchors prepared once for many scorings: unit rows, their mean, and each row's
     nearest other rows (so scoring a prediction costs one h × k product)."""
@@ -42,6 +53,9 @@ class Gallery:
         self.unit = _unit(targets).to(torch.float32)  # similarities only rank: float32 is plenty
         self.mean = targets.mean(dim=0)
         self.neighbours_count = min(NEIGHBOURS, targets.shape[0] - 2)
+        k = targets.shape[0]
+        self.mrr_chance = float(torch.arange(1, k + 1, dtype=torch.float64).reciprocal().sum()) / k
+        self.recall_chance = self.neighbours_count / (k - 1) if self.neighbours_count >= 1 else 0.0
         if self.neighbours_count >= 1:
             self.neighbours = torch.empty(targets.shape[0], self.neighbours_count, dtype=torch.long, device=targets.device)
             for start in range(0, targets.shape[0], 4096):
@@ -72,7 +86,8 @@ class Gallery:
         cosine = float((_unit(predicted - self.mean) * _unit(truth - self.mean)).sum(dim=1).mean())
         spread = float((truth - self.mean).square().sum())
         r2 = max(-1.0, 1.0 - float((predicted - truth).square().sum()) / spread) if spread > 0 else 0.0
-        return {"score": (mrr + recall + r2) / 3, "mrr": mrr, "top1": top1, "recall10": recall, "cosine": cosine, "r2": r2}
+        score = (_beyond_chance(mrr, self.mrr_chance) + _beyond_chance(recall, self.recall_chance) + r2) / 3
+        return {"score": score, "mrr": mrr, "top1": top1, "recall10": recall, "cosine": cosine, "r2": r2}
 
 
 def anchor_scores(predicted: torch.Tensor, truth_rows: torch.Tensor, gallery: torch.Tensor | Gallery) -> dict[str, float]:

@@ -22,7 +22,7 @@ import numpy as np
 from relcli import interrupts
 from relcli.errors import DataError, FileFormatError, OutputError, RelcliError
 from relcli.io import meta
-from relcli.io._reader import EmbeddingReader, native, short
+from relcli.io._reader import EmbeddingReader, native, short, strings_in_chunks
 from relcli.io.atomic import describe_os_error
 
 SUPPORTED = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -119,9 +119,8 @@ class HDF5Reader(EmbeddingReader):
             raise FileFormatError(f"{name!r} must be 1-D, got shape {list(dataset.shape)}", self.path)
         try:
             if dataset.dtype.kind in ("S", "O", "U"):
-                values = np.empty(dataset.shape[0], dtype=object)
-                values[:] = dataset.asstr()[...].tolist()
-                return values
+                as_text = dataset.asstr()
+                return strings_in_chunks(dataset.shape[0], lambda start, stop: as_text[start:stop].tolist())
             if dataset.dtype.kind in ("i", "u"):
                 return dataset[...].astype(np.int64)
         except UnicodeDecodeError:

@@ -25,7 +25,7 @@ import numpy as np
 
 from relcli.errors import FileFormatError, OutputError
 from relcli.io import meta
-from relcli.io._reader import EmbeddingReader, native
+from relcli.io._reader import EmbeddingReader, native, strings_in_chunks
 from relcli.io.atomic import describe_os_error, guarded
 
 ST_TO_NAME = {
@@ -155,12 +155,14 @@ class SafetensorsReader(EmbeddingReader):
             offsets = offsets.astype(np.int64)
             if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(blob) or np.any(np.diff(offsets) < 0):
                 raise FileFormatError(f"{name}_offsets do not match {name}_utf8", self.path)
-            values = np.empty(len(offsets) - 1, dtype=object)
+            def decode(start: int, stop: int) -> list[str]:
+                bounds = offsets[start:stop + 1].tolist()
+                return [blob[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:])]
+
             try:
-                values[:] = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
+                return strings_in_chunks(len(offsets) - 1, decode)
             except UnicodeDecodeError:
                 raise FileFormatError(f"{name}_utf8 is not valid UTF-8", self.path) from None
-            return values
         return None
 
     def array_shapes(self):

@@ -174,6 +174,21 @@ def test_anchor_scores_of_a_perfect_and_of_a_mean_prediction():
     assert lazy["cosine"] == pytest.approx(0.0, abs=1e-9) and lazy["score"] < 0.2
 
 
+@pytest.mark.parametrize("k", [16, 64, 1024])
+def test_an_unrelated_prediction_scores_chance_at_every_gallery_size(k):
+    """Retrieval among k anchors is easier for small k (recall@10 of a random guess is 10/(k-1)); the score
+    corrects for it, so predictions unrelated to their truths score ~ r2/3 (0 for retrieval) at every k."""
+    gallery = gaussian(k, 24, 50 + k)
+    rows = torch.arange(k)
+    beyond_chance = []
+    for trial in range(20 if k < 1024 else 3):
+        scores = anchor_scores(gaussian(k, 24, 1000 * k + trial), rows, gallery)
+        beyond_chance.append(scores["score"] - scores["r2"] / 3)
+    assert sum(beyond_chance) / len(beyond_chance) == pytest.approx(0.0, abs=0.02)
+    perfect = anchor_scores(gallery, rows, gallery)
+    assert perfect["score"] == pytest.approx(1.0)
+
+
 # ---------------------------------------------------------------------- fits from streamed sums
 @pytest.mark.parametrize("method,options", [
     ("procrustes", {}), ("linear", {}), ("linear", {"rcond": 1e-3}), ("ortho-linear", {}), ("affine", {"scaling": "none"}),

@@ -1,0 +1,76 @@
+"""Joining and checking ids without a dict of every id: the same answers as the obvious dict code,
+hash collisions included (relcli.io.join.rows_for_keys, relcli.io._reader.check_unique)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relcli.errors import DataError, FileFormatError
+from relcli.io._reader import check_unique, strings_in_chunks
+from relcli.io.join import rows_for_keys
+
+
+class Colliding(str):
+    """A key whose hash is shared by every other Colliding key: exercises the exact fallback."""
+
+    def __hash__(self):
+        return 7
+
+
+def by_dict(wanted, available):
+    position = {key: row for row, key in enumerate(available)}
+    return [position[key] for key in wanted]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from("abcdefgh"), min_size=0, max_size=12), st.data())
+def test_rows_for_keys_matches_a_dict_join(available, data):
+    wanted = data.draw(st.lists(st.sampled_from(available), max_size=10)) if available else []
+    assert rows_for_keys(wanted, available, "f").tolist() == by_dict(wanted, available)
+
+
+def test_identical_key_lists_and_shuffled_ones():
+    keys = [f"row{i}" for i in range(5000)]
+    assert rows_for_keys(keys, keys, "f").tolist() == list(range(5000))
+    shuffled = random.Random(0).sample(keys, len(keys))
+    assert rows_for_keys(shuffled, keys, "f").tolist() == by_dict(shuffled, keys)
+
+
+def test_colliding_hashes_are_compared_exactly():
+    available = [Colliding(c) for c in "abcb"]
+    assert rows_for_keys([Colliding("c"), Colliding("a"), Colliding("b")], available, "f").tolist() == [2, 0, 3]
+    with pytest.raises(DataError, match=r"1 of 2 ids are missing \(only 1 matched\): 'z'"):
+        rows_for_keys([Colliding("a"), Colliding("z")], available, "f")
+
+
+def test_missing_keys_are_counted_and_named_in_their_order():
+    with pytest.raises(DataError, match=r"2 of 3 anchor ids are missing \(only 1 matched\): 'q', 'p'"):
+        rows_for_keys(["q", "a", "p"], ["a", "b"], "f", what="anchor ids")
+
+
+@pytest.mark.parametrize("ids, message", [
+    (["a", "b", "c", "b", "a"], "duplicate id 'b' at rows 1 and 3"),
+    ([Colliding("x"), Colliding("y"), Colliding("y")], "duplicate id 'y' at rows 1 and 2"),
+    ([5, 6, 7, 8, 6], "duplicate id 6 at rows 1 and 4"),
+])
+def test_the_first_repeated_id_is_named_with_both_rows(ids, message):
+    values = np.asarray(ids, dtype=np.int64) if isinstance(ids[0], int) else strings_in_chunks(len(ids), lambda a, b: ids[a:b])
+    with pytest.raises(FileFormatError, match=message):
+        check_unique(values, "f")
+    check_unique(values[:2], "f")
+
+
+def test_strings_are_read_in_chunks():
+    calls = []
+
+    def read(start, stop):
+        calls.append((start, stop))
+        return [str(i) for i in range(start, stop)]
+
+    values = strings_in_chunks(10, read, chunk=4)
+    assert values.tolist() == [str(i) for i in range(10)] and calls == [(0, 4), (4, 8), (8, 10)]
