@@ -244,8 +244,10 @@ def targets(records: list[dict], table: dict) -> list[str]:
             shortfalls.append((best - rows["auto"][field][0], field, setting))
     worst = max(shortfalls)
     within = sum(1 for s in shortfalls if s[0] <= 0.01)
+    misses = ", ".join(f"{f} {d} k={k} −{gap * 100:.1f}" for gap, f, (_, d, k) in sorted(shortfalls, reverse=True) if gap > 0.01)
     lines.append(f"- auto within 1 point of the best single method: {within} of {len(shortfalls)} (setting, metric) pairs; "
-                 f"largest shortfall {worst[0] * 100:.1f} points ({worst[1]}, {worst[2][0]} {worst[2][1]} k={worst[2][2]})")
+                 f"largest shortfall {worst[0] * 100:.1f} points ({worst[1]}, {worst[2][0]} {worst[2][1]} k={worst[2][2]})"
+                 + (f"; misses (points): {misses}" if misses else ""))
     collapsed = [r for r in records if verdict(r) == "collapse"]
     lines.append(f"- collapses (stitched accuracy < {COLLAPSE_ACCURACY} × native or corpus recall@10 < {COLLAPSE_RECALL}): "
                  f"{len(collapsed)} runs of {len(records)}, {sum(r['method'] == 'auto' for r in collapsed)} of them auto")
@@ -255,6 +257,11 @@ def targets(records: list[dict], table: dict) -> list[str]:
         separated = "separates them from the good runs with no overlap" if max(bad) < min(good) else "overlaps the good runs"
         lines.append(f"- the estimate {separated}: collapsed runs {min(bad):.3f}..{max(bad):.3f}, good runs "
                      f"(accuracy ≥ {GOOD_ACCURACY} × native) {min(good):.3f}..{max(good):.3f}; relcli warns below {POOR_SCORE}")
+        for who, runs in (("every method", records), ("auto", [r for r in records if r["method"] == "auto"])):
+            warned = {v: sum(1 for r in runs if verdict(r) == v and r["estimate"] < POOR_SCORE) for v in ("collapse", "good")}
+            total = {v: sum(1 for r in runs if verdict(r) == v) for v in ("collapse", "good")}
+            lines.append(f"- the warning, {who}: {warned['collapse']} of {total['collapse']} collapsed runs warned, "
+                         f"{warned['good']} of {total['good']} good runs warned")
     rhos = []
     for setting in settings:
         rows = [r for r in records if (r["pair"], r["direction"], r["k"]) == setting and r["method"] != "auto"]
