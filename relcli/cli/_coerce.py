@@ -39,12 +39,18 @@ def handled(annotation: Any, info: Any) -> bool:
     return leaf in PLAIN or _literal_choices(leaf) is not None
 
 
+def _shown(value: Any) -> str:
+    """``repr`` of a bad value, cut to keep the error on one readable line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _in_range(number, info) -> None:
     low, high = getattr(info, "min", None), getattr(info, "max", None)
     if low is not None and number < low:
-        raise ValueError(f"{number} is below the minimum, {low}")
+        raise ValueError(f"{_shown(number)} is below the minimum, {low}")
     if high is not None and number > high:
-        raise ValueError(f"{number} is above the maximum, {high}")
+        raise ValueError(f"{_shown(number)} is above the maximum, {high}")
 
 
 def convert(annotation: Any, value: Any, info: Any, ctx: Any = None) -> Any:
@@ -63,29 +69,32 @@ def convert(annotation: Any, value: Any, info: Any, ctx: Any = None) -> Any:
             return True
         if text in ("0", "false", "no", "off", "f", "n"):
             return False
-        raise ValueError(f"{value!r} is not a boolean (true/false)")
+        raise ValueError(f"{_shown(value)} is not a boolean (true/false)")
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ValueError(f"{value!r} is not an integer")
+            raise ValueError(f"{_shown(value)} is not an integer")
         try:
             number = int(value.strip()) if isinstance(value, str) else value
         except ValueError:
-            raise ValueError(f"{value!r} is not an integer") from None
+            raise ValueError(f"{_shown(value)} is not an integer") from None
         _in_range(number, info)
         return number
     if annotation is float:
         try:
             number = float(value.strip()) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{value!r} is not a number") from None
+            raise ValueError(f"{_shown(value)} is not a number") from None
         if not math.isfinite(number):
-            raise ValueError(f"{value!r} is not a finite number")
+            raise ValueError(f"{_shown(value)} is not a finite number")
         _in_range(number, info)
         return number
     if annotation is Path:
-        return Path(value)  # an empty one is judged where paths are (the API's checks), like any other
+        try:
+            return Path(value)  # an empty one is judged where paths are (the API's checks), like any other
+        except TypeError:
+            raise ValueError(f"{_shown(value)} is not a path") from None
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not text")
+        raise ValueError(f"{_shown(value)} is not text")
     return value
 
 

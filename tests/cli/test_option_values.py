@@ -69,3 +69,9 @@ def test_bad_values_on_the_command_line(args, message, tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
     assert "Traceback" not in result.output and not (tmp_path / "out.h5").exists()
+
+
+def test_a_huge_bad_value_is_cut_in_the_message():
+    with pytest.raises(ValueError) as caught:
+        convert(int, "9" * 5000, INFO)
+    assert len(str(caught.value)) < 80 and str(caught.value).endswith("is not an integer")
