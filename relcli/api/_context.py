@@ -156,8 +156,8 @@ def load_anchors(path, device, dtype=None, key: str | None = None):
     return anchors
 
 
-def rows_by_keys(wanted: list[str], available: list[str], path, what: str) -> list[int]:
-    """Row of every wanted key among ``available``; missing keys are an error that counts them."""
+def rows_by_keys(wanted: list[str], available: list[str], path, what: str) -> np.ndarray:
+    """Row of every wanted key among ``available`` (int64); missing keys are an error that counts them."""
     from relcli.io.join import rows_for_keys
 
     return rows_for_keys(wanted, available, path, what=what)
