@@ -305,8 +305,10 @@ def render(records: list[dict], args, elapsed: float) -> str:
 
     table = aggregate(records)
     out = ["# relcli quality report", ""]
+    kept = sum(bool(r.get("kept")) for r in records)
+    where = f" for the runs made here ({kept} of {len(records)} kept from an earlier --json by --merge-json)" if kept else ""
     out.append(f"`python benchmarks/quality.py{' --quick' if args.quick else ''}`; relcli {relcli.__version__}, "
-               f"{platform.python_implementation()} {platform.python_version()}, {elapsed / 60:.1f} min on this machine; "
+               f"{platform.python_implementation()} {platform.python_version()}, {elapsed / 60:.1f} min on this machine{where}; "
                f"seeds {args.seeds}. Values are means ± std over seeds; accuracy and independent are fractions of the "
                "native accuracy (the same head on the true target embeddings).")
     earlier = sum(not r.get("estimate_chance_corrected") for r in records)
@@ -368,8 +370,8 @@ def main() -> None:
     if args.merge_json:
         earlier = json.loads(args.merge_json.read_text())
         done = {(r["pair"], r["direction"], r["k"], r["method"], r["seed"]) for r in records}
-        records += [r for r in earlier["records"] if (r["pair"], r["direction"], r["k"], r["method"], r["seed"]) not in done]
-        seconds += earlier["seconds"]
+        records += [{**r, "kept": True} for r in earlier["records"]
+                    if (r["pair"], r["direction"], r["k"], r["method"], r["seed"]) not in done]
     if args.json:  # first: a rendering bug must not lose the run
         args.json.write_text(json.dumps({"seeds": args.seeds, "quick": args.quick, "seconds": seconds, "records": records}, indent=1))
     text = render(records, args, seconds)

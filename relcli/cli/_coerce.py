@@ -13,14 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 PLAIN = (str, int, float, Path, bool)
 
 
 def _literal_choices(annotation: Any) -> tuple | None:
-    from typing import Literal
-
     if get_origin(annotation) is Literal and all(isinstance(c, str) for c in get_args(annotation)):
         return get_args(annotation)
     return None

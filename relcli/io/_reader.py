@@ -42,6 +42,14 @@ def pair_keys(source_ids, ids) -> np.ndarray:
     return keys
 
 
+def key_hashes(keys) -> np.ndarray:
+    """int64 per key: integer ids as they are, anything else by Python's ``hash`` (equal keys, equal
+    hashes; sorting these finds or joins millions of keys without a dict of them)."""
+    if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu":
+        return keys.astype(np.int64, copy=False)
+    return np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys))
+
+
 def check_unique(ids: np.ndarray, path, where: str = "") -> None:
     """Ids must be unique: a duplicate is an error naming it and its two rows (the first repeated id
     in row order, with the row it first appeared at).
@@ -51,7 +59,7 @@ def check_unique(ids: np.ndarray, path, where: str = "") -> None:
     compared exactly."""
     if len(ids) < 2:
         return
-    keys = ids if ids.dtype.kind in "iu" else np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+    keys = key_hashes(ids)
     order = np.argsort(keys, kind="stable")
     clash = np.flatnonzero(keys[order[1:]] == keys[order[:-1]])
     if len(clash) == 0:

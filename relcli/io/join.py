@@ -25,13 +25,15 @@ def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: s
     shared by different keys falls back to a scan of the few rows that share it)."""
     import numpy as np
 
-    hashed = np.fromiter(map(hash, available), dtype=np.int64, count=len(available))
+    from relcli.io._reader import key_hashes
+
+    hashed = key_hashes(available)
     order = np.argsort(hashed, kind="stable")
     ordered = hashed[order]
     distinct = not bool((ordered[1:] == ordered[:-1]).any())
     if distinct and len(wanted) == len(available) and list(wanted) == list(available):
         return np.arange(len(available), dtype=np.int64)  # the same keys in the same order
-    asked = np.fromiter(map(hash, wanted), dtype=np.int64, count=len(wanted))
+    asked = key_hashes(wanted)
     by_hash = np.argsort(asked, kind="stable")  # sorted queries: a sequential search, not one cache miss per key
     last = np.empty(len(wanted), dtype=np.int64)
     last[by_hash] = np.searchsorted(ordered, asked[by_hash], side="right") - 1
