@@ -2,10 +2,11 @@
 
 import sys
 
+from relcli import interrupts  # loaded before any handler is installed: a signal during a lazy import of it would
+# find the module half-initialised (AttributeError and a traceback instead of a quiet exit 130)
+
 
 def _interrupt(signum, frame):
-    from relcli import interrupts
-
     if not interrupts.is_committed():  # after a step wrote its outputs a signal is too late to matter
         raise KeyboardInterrupt
 

@@ -84,3 +84,14 @@ def test_a_signal_after_the_outputs_are_in_place_is_ignored(tmp_path):
     with interrupts.handling():
         assert not interrupts.is_committed()  # the next step starts afresh
     assert (tmp_path / "done.txt").read_text() == "x"
+
+
+def test_the_signal_handler_never_meets_a_half_loaded_module():
+    """The handler reads relcli.interrupts; it is loaded with relcli.cli, before any handler is installed.
+    (Loaded lazily, a SIGINT landing during its import raised AttributeError with a traceback: seen in CI.)"""
+    import subprocess
+    import sys
+
+    probe = "import sys, relcli.cli; m = sys.modules.get('relcli.interrupts'); print(m is not None and hasattr(m, 'is_committed'))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True", done.stderr[-1000:]
