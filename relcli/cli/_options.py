@@ -4,8 +4,6 @@ Choices come from ``relcli.core.registry`` (which imports no torch), so ``--help
 shared options fall into the ``--help`` panels below; a command's own options stay under "Options".
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 

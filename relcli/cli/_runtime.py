@@ -54,6 +54,9 @@ def command(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from relcli import interrupts
+        from relcli.cli import collect_from_here
+
+        collect_from_here()
 
         try:
             with interrupts.handling():

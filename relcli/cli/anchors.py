@@ -1,7 +1,5 @@
 """``relcli anchors``: choose anchors in a space, or take the parallel anchors of another."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """The ``relcli`` Typer app: global options and the registry of subcommands."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """``relcli embed``: raw items (text, tables, arrays) -> an embedding file, batch by batch."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 

@@ -1,7 +1,5 @@
 """``relcli evaluate``: how good a translation or a stitching is, against a reference file."""
 
-from __future__ import annotations
-
 import json
 from enum import Enum
 from pathlib import Path

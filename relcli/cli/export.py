@@ -1,7 +1,5 @@
 """``relcli export`` / ``relcli import``: embedding files to and from Parquet, .npy (+ id list) and JSON lines."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 

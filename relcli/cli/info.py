@@ -1,7 +1,5 @@
 """``relcli info``: what is in relcli files, of every kind (think ``h5ls`` for embeddings)."""
 
-from __future__ import annotations
-
 import json
 from enum import Enum
 from pathlib import Path

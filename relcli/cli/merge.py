@@ -1,7 +1,5 @@
 """``relcli merge``: the shard files of a ``--shard I/N`` (or ``--rows A:B``) run → one file."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """``relcli project`` (absolute -> relative) and ``relcli invert`` (relative -> another space, by IRP)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """``relcli report``: the pictures to judge a translation by (PNG, SVG, or HTML with the PNG inline)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

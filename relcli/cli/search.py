@@ -1,7 +1,5 @@
 """``relcli search``: the k nearest rows of an index file to ids, rows of a file, or texts; JSON lines on stdout."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated, Literal, Optional

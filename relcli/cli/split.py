@@ -1,7 +1,5 @@
 """``relcli split``: seeded, optionally stratified train/test id lists from an embedding file."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

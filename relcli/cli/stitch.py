@@ -5,8 +5,6 @@ apply  run a head (ours, or a TorchScript module) on an embedding file -> predic
 run    the one-shot path: source file + target anchors + target head -> predictions
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """``relcli translate``: source embeddings -> a target space, by IRP or a direct translator."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 
