@@ -115,7 +115,8 @@ def io_limit(b: Bench, n: int, src: Path, folder: Path, d_out: int = D, seq: boo
         note = f"GEMM {g:.2f}, read {r:.2f} + write {w:.2f}"
         if seq:
             s = b.lim(n, f"{fmt} read+GEMM+write in sequence", bd.sequence, src, folder / f"seq.{fmt}")
-            note += f"; read+GEMM+write in sequence {s:.2f}"
+            o = b.lim(n, f"{fmt} read‖GEMM‖write overlapped (threads)", bd.overlapped, src, folder / f"ovl.{fmt}")
+            note += f"; read+GEMM+write in sequence {s:.2f}, overlapped in threads {o:.2f}"
         return f"max(GEMM, {fmt} read+write)", max(g, r + w), note
 
     return measure_limit

@@ -193,7 +193,10 @@ class DirectTranslator(Translator):
                                       lambda: tuple(t.to(device=x.device, dtype=work) for t in self.affine_form()))
         out = torch.empty(x.shape[0], self.target_dim_, dtype=x.dtype, device=x.device)
         for sl in row_chunks(x.shape[0], chunk_rows):
-            out[sl] = torch.addmm(offset, x[sl].to(work), weight)
+            if work == x.dtype:  # straight into the output rows, no temporary
+                torch.addmm(offset, x[sl], weight, out=out[sl])
+            else:
+                out[sl] = torch.addmm(offset, x[sl].to(work), weight)
         return out
 
     def affine_form(self) -> tuple[torch.Tensor, torch.Tensor]:

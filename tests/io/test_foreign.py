@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
-from relcli.errors import UsageError
+from relcli.errors import FileFormatError, UsageError
 from relcli.io.embeddings import open_embeddings, write_embeddings
 
 IDS = ["alpha", "βeta", "", "猫", "id with space", "emoji 🙂"]
@@ -148,6 +148,35 @@ def test_plain_hdf5_ids_and_labels_of_other_types(tmp_path):
         assert e.labels.dtype == np.int64 and e.labels.tolist() == [1, 2, 1]
 
 
+@pytest.mark.parametrize("store", ["vlen bytes", "vlen str", "fixed", "fixed with NUL"])
+def test_plain_hdf5_string_ids_of_every_storage(store, tmp_path):
+    """Ids are decoded a block at a time, joined at NUL bytes; fixed-length strings may hold a NUL
+    inside (HDF5's variable-length ones cannot), and those blocks are decoded one by one."""
+    ids = IDS[:2] + [f"id{i}" for i in range(70000)] + IDS[2:]  # past one 65,536-id block
+    if store == "fixed with NUL":
+        ids[3] = "a\x00b"
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as f:
+        f["emb"] = np.zeros((len(ids), 2), np.float32)
+        encoded = [i.encode("utf-8") for i in ids]
+        if store.startswith("fixed"):
+            f["ids"] = np.array(encoded)
+        else:
+            f.create_dataset("ids", data=encoded if store == "vlen bytes" else ids,
+                             dtype=h5py.vlen_dtype(bytes) if store == "vlen bytes" else h5py.string_dtype())
+    with open_embeddings(path) as e:
+        assert e.ids.tolist() == ids
+
+
+def test_plain_hdf5_ids_that_are_not_utf8(tmp_path):
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as f:
+        f["emb"] = np.zeros((3, 2), np.float32)
+        f.create_dataset("ids", data=[b"a", b"\xff\xfe", b"c"], dtype=h5py.vlen_dtype(bytes))
+    with pytest.raises(FileFormatError, match="'ids' holds strings that are not valid UTF-8"):
+        open_embeddings(path)
+
+
 def test_key_chooses_among_several(tmp_path):
     path = tmp_path / "several.h5"
     a, b = matrix(5, 3, seed=1), matrix(8, 2, seed=2)
@@ -236,3 +265,15 @@ def test_safetensors_numpy_save_file(tmp_path):
     with open_embeddings(path) as e:
         np.testing.assert_array_equal(e.read_all().numpy(), m)
         assert e.labels.tolist() == [1, 1, 2, 2, 3]
+
+
+def test_a_nul_in_a_string_id_is_refused_for_hdf5_and_kept_by_safetensors(tmp_path):
+    from relcli.errors import DataError
+
+    ids = ["a", "b\x00c", "d"]
+    with pytest.raises(DataError, match="ids contain a NUL character, which HDF5 strings cannot hold"):
+        write_embeddings(tmp_path / "x.h5", matrix(3, 2), ids=ids)
+    assert not list(tmp_path.iterdir())
+    write_embeddings(tmp_path / "x.safetensors", matrix(3, 2), ids=ids)
+    with open_embeddings(tmp_path / "x.safetensors") as e:
+        assert e.ids.tolist() == ids
