@@ -59,7 +59,7 @@ def _load(reader, rows, device, need_direction: bool, batch_size: int):
         for problem, positions in problems:
             loop.reject(picked[positions.cpu().numpy()], problem)
         parts.append(data)
-    return torch.cat(parts)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 #: metrics that are means over rows: computed chunk by chunk, so memory stays flat in the row count

@@ -86,9 +86,14 @@ def check_rows(x: torch.Tensor, what: str = "input", allow_zero: bool = False, o
         raise RowsError(problem, (positions + offset).tolist(), what)
 
 
-def l2_normalize(x: torch.Tensor, what: str = "input") -> torch.Tensor:
-    """x̂ = x / ‖x‖₂ per row; zero, overflowing or non-finite rows raise ``RowsError``, never a NaN."""
-    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+def row_norms(x: torch.Tensor, what: str = "input") -> torch.Tensor:
+    """‖x_i‖₂ per row, (n,); zero, overflowing or non-finite rows raise ``RowsError``."""
+    norms = torch.linalg.vector_norm(x, dim=1)
     if not bool((torch.isfinite(norms) & (norms > 0)).all()):
         check_rows(x, what)
-    return x / norms
+    return norms
+
+
+def l2_normalize(x: torch.Tensor, what: str = "input") -> torch.Tensor:
+    """x̂ = x / ‖x‖₂ per row; zero, overflowing or non-finite rows raise ``RowsError``, never a NaN."""
+    return x / row_norms(x, what)[:, None]

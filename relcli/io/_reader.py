@@ -79,6 +79,14 @@ def check_unique(ids: np.ndarray, path, where: str = "") -> None:
         seen[value] = row
 
 
+def contiguous_runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of consecutive values in sorted, distinct ``indices``."""
+    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+    starts = np.concatenate([[0], breaks]).astype(np.int64)
+    stops = np.concatenate([breaks, [len(indices)]]).astype(np.int64)
+    return list(zip(indices[starts].tolist(), (indices[stops - 1] + 1).tolist()))
+
+
 def strings_in_chunks(count: int, read: Callable[[int, int], Iterable[str]], chunk: int = 65536) -> np.ndarray:
     """An object array of ``count`` strings filled ``chunk`` at a time from ``read(start, stop)``, so
     reading millions of ids holds one chunk's temporaries, not a second copy of every id."""
@@ -196,8 +204,10 @@ class EmbeddingReader:
     def _read_sorted(self, indices: np.ndarray):
         import torch
 
-        runs = np.split(indices, np.nonzero(np.diff(indices) != 1)[0] + 1)  # contiguous runs in one read each
-        return torch.cat([self._read_slice(int(r[0]), int(r[-1]) + 1) for r in runs], dim=0)
+        runs = contiguous_runs(indices)
+        if len(runs) == 1:
+            return self._read_slice(*runs[0])
+        return torch.cat([self._read_slice(start, stop) for start, stop in runs], dim=0)
 
     def iter_chunks(self, batch_size: int = 65536, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, Any]]:
         """Yield (first row, chunk) over rows ``start:stop`` (all by default); chunks are CPU torch tensors."""
@@ -219,6 +229,8 @@ class EmbeddingReader:
             return torch.empty((0, self.dim), dtype=getattr(torch, self.dtype) if self.dtype in FLOAT_DTYPES else torch.float32)
         if index.min() < 0 or index.max() >= self.n_rows:
             raise DataError(f"row index out of range 0..{self.n_rows - 1}", self.path)
+        if (np.diff(index) > 0).all():  # sorted, no repeats (a chunk of a join, say): no gather
+            return self._read_sorted(index)
         unique, inverse = np.unique(index, return_inverse=True)
         return self._read_sorted(unique)[torch.from_numpy(inverse.reshape(-1))]
 

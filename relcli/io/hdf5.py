@@ -22,7 +22,7 @@ import numpy as np
 from relcli import interrupts
 from relcli.errors import DataError, FileFormatError, OutputError, RelcliError
 from relcli.io import meta
-from relcli.io._reader import EmbeddingReader, native, short, strings_in_chunks
+from relcli.io._reader import EmbeddingReader, contiguous_runs, native, short, strings_in_chunks
 from relcli.io.atomic import describe_os_error
 
 SUPPORTED = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -86,6 +86,9 @@ class HDF5Reader(EmbeddingReader):
         return self._read(slice(start, stop))
 
     def _read_sorted(self, indices: np.ndarray):
+        runs = contiguous_runs(indices)
+        if len(runs) * 16 <= len(indices):  # runs of 16 rows or more on average: a slice each (h5py's point
+            return super()._read_sorted(indices)  # selection costs per row: 8.9 s for 1M rows read in order)
         return self._read(indices if len(indices) > 1 else slice(int(indices[0]), int(indices[0]) + 1))
 
     def _dataset(self, name: str):

@@ -41,8 +41,9 @@ def test_space_stats_match_numpy(chunk_rows, in_dtype):
     assert stats.n_rows == 503
     np.testing.assert_allclose(stats.mean.numpy(), mean, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(stats.std.numpy(), std, rtol=rtol)
-    assert stats.mean_norm == pytest.approx(norm_mean, rel=1e-12)
-    assert stats.std_norm == pytest.approx(norm_std, rel=1e-10)
+    # float32 rows are reduced in float32 (merged in float64): their own precision, ~1e-7
+    assert stats.mean_norm == pytest.approx(norm_mean, rel=1e-6 if in_dtype == torch.float32 else 1e-12)
+    assert stats.std_norm == pytest.approx(norm_std, rel=1e-5 if in_dtype == torch.float32 else 1e-10)
 
 
 def test_space_stats_stable_under_a_large_offset():

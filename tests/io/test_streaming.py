@@ -69,6 +69,16 @@ def test_read_rows_equals_fancy_indexing(stored, seed):
         assert f.read_rows([]).shape == (0, D)
 
 
+@pytest.mark.parametrize("runs", [[(0, N)], [(3, 90)], [(0, 40), (41, 90), (700, 990)], [(i, i + 1) for i in range(0, 60, 3)]])
+def test_read_rows_of_sorted_runs(stored, runs):
+    """Sorted, distinct rows (a chunk of a join) are read run by run where runs are long, row by
+    row where they are short, and come back without a gather: the same rows either way."""
+    path, m = stored
+    index = np.concatenate([np.arange(a, min(b, N)) for a, b in runs])
+    with open_embeddings(path) as f:
+        np.testing.assert_array_equal(f.read_rows(index).numpy(), m[index])
+
+
 def test_read_rows_out_of_range(stored):
     path, _ = stored
     with open_embeddings(path) as f:
