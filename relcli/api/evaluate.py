@@ -145,6 +145,8 @@ def evaluate(
         if selected is not None:
             judged_keys = [judged_keys[i] for i in selected]
         rows = rows_by_keys(judged_keys, ref.row_keys(), reference, f"row ids of {input.name}")
+        del judged_keys
+        ref.adopt_ids(rows, judged.ids if selected is None or judged.ids is None else judged.ids[selected])
         n = len(rows)
         if n == 0:
             raise DataError("has no rows to judge", input)

@@ -15,6 +15,11 @@ def _examples(values: Sequence[str], limit: int = 5) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
+def _listed(keys: Sequence[str]) -> list[str]:
+    """``keys`` as a list, the list itself where it is one (a copy of 4M keys is 32 MB)."""
+    return keys if isinstance(keys, list) else list(keys)
+
+
 def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: str = "ids") -> np.ndarray:
     """Row index in ``available`` (int64, one per key of ``wanted``; a key that occurs twice in
     ``available`` gives its last row); a missing key is an error that says how many of how many
@@ -27,12 +32,14 @@ def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: s
 
     from relcli.io._reader import key_hashes
 
+    wanted, available = _listed(wanted), _listed(available)
     hashed = key_hashes(available)
+    if len(wanted) == len(available) and wanted == available:  # the same keys in the same order
+        ordered = np.sort(hashed)
+        if not (ordered[1:] == ordered[:-1]).any():
+            return np.arange(len(available), dtype=np.int64)
     order = np.argsort(hashed, kind="stable")
     ordered = hashed[order]
-    distinct = not bool((ordered[1:] == ordered[:-1]).any())
-    if distinct and len(wanted) == len(available) and list(wanted) == list(available):
-        return np.arange(len(available), dtype=np.int64)  # the same keys in the same order
     asked = key_hashes(wanted)
     by_hash = np.argsort(asked, kind="stable")  # sorted queries: a sequential search, not one cache miss per key
     last = np.empty(len(wanted), dtype=np.int64)
@@ -42,9 +49,9 @@ def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: s
     hit = (last >= 0) & (ordered[found] == asked) if len(order) else np.zeros(len(wanted), dtype=bool)
     candidates = np.flatnonzero(hit)
     keys_at = np.empty(len(available), dtype=object)
-    keys_at[:] = list(available)
+    keys_at[:] = available
     asked_keys = np.empty(len(wanted), dtype=object)
-    asked_keys[:] = list(wanted)
+    asked_keys[:] = wanted
     exact = keys_at[rows[candidates]] == asked_keys[candidates]
     missing_at = np.flatnonzero(~hit).tolist()
     for i in candidates[~exact].tolist():  # a hash shared by different keys: scan that hash's rows

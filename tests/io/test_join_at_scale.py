@@ -74,3 +74,22 @@ def test_strings_are_read_in_chunks():
 
     values = strings_in_chunks(10, read, chunk=4)
     assert values.tolist() == [str(i) for i in range(10)] and calls == [(0, 4), (4, 8), (8, 10)]
+
+
+def test_a_reader_adopts_the_equal_ids_a_join_matched(tmp_path):
+    """After a join, the reference holds the judged file's id strings (one copy of millions of ids in
+    memory, not two): the same values, the same objects, and its row keys rebuilt from them."""
+    from relcli.io.embeddings import open_embeddings, write_embeddings
+    from relcli.io.join import rows_for_keys
+
+    ids = [f"w{i}" for i in range(50)]
+    write_embeddings(tmp_path / "ref.h5", np.zeros((50, 2), np.float32), ids=ids)
+    write_embeddings(tmp_path / "mine.h5", np.zeros((20, 2), np.float32), ids=ids[::-1][:20])
+    with open_embeddings(tmp_path / "mine.h5") as mine, open_embeddings(tmp_path / "ref.h5") as ref:
+        rows = rows_for_keys(mine.row_keys(), ref.row_keys(), ref.path)
+        assert not any(ref.ids[r] is mine.ids[i] for i, r in enumerate(rows))
+        ref.adopt_ids(rows, mine.ids)
+        assert all(ref.ids[r] is mine.ids[i] for i, r in enumerate(rows))
+        assert ref.ids.tolist() == ids and ref.row_keys() == ids
+        ref.adopt_ids(np.arange(3), None)  # nothing to adopt: unchanged
+        assert ref.ids.tolist() == ids
