@@ -129,12 +129,17 @@ def test_start_up_runs_without_the_collector_and_commands_with_it(tmp_path):
         "gc.unfreeze()\n"
         "api.describe = lambda path, key: states.update(in_app=[gc.isenabled(), gc.get_freeze_count()]) or {}\n"
         "CliRunner().invoke(app, ['info', sys.argv[2], '--format', 'json'])\n"
+        "gc.disable()\n"
+        "api.describe = lambda path, key: states.update(host_off=[gc.isenabled(), gc.get_freeze_count()]) or {}\n"
+        "CliRunner().invoke(app, ['info', sys.argv[2], '--format', 'json'])\n"
+        "states['host_off_after'] = gc.isenabled()\n"
         "print(json.dumps(states))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     states = json.loads(done.stdout.strip().splitlines()[-1])
-    assert states == {"before": True, "in_command": [True, True], "after": True, "in_app": [True, 0]}
+    assert states == {"before": True, "in_command": [True, True], "after": True, "in_app": [True, 0],
+                      "host_off": [False, 0], "host_off_after": False}
 
 
 def test_typer_reads_evaluated_annotations():

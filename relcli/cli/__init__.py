@@ -37,16 +37,21 @@ def _return_freed_buffers() -> None:
     mallopt(m_mmap_threshold, 1 << 20)
 
 
+_collection_paused = False
+
+
 def collect_from_here() -> None:
     """Turn the garbage collector back on, past what start-up built (called as a command starts).
 
-    Start-up makes hundreds of thousands of objects that live until exit (Typer's commands, and
-    torch's, numpy's and h5py's modules); with the collector on, each full collection walks them
-    all again: 0.3 s of a 1,024-row ``translate --map`` (0.13 s in a bare ``import torch``). So
-    ``main`` starts with the collector off, and here whatever exists moves to its permanent
+    Loading the program makes objects that live until exit (Typer's commands, the modules loaded
+    so far); with the collector on, its full collections walked them again and again: 0.33 s of
+    gen-2 collections in a 1,024-row ``translate --map`` against 0.13 s in a bare ``import torch``.
+    So ``main`` starts with the collector off, and here whatever exists moves to its permanent
     generation (``gc.freeze``) before it comes back on. Only where ``main`` turned it off: a
     program that runs commands in its own process (tests, notebooks) keeps its collector as is."""
-    if not gc.isenabled():
+    global _collection_paused
+    if _collection_paused:
+        _collection_paused = False
         gc.freeze()
         gc.enable()
 
@@ -60,7 +65,10 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
     _return_freed_buffers()
-    gc.disable()  # until a command starts: see collect_from_here
+    global _collection_paused
+    if gc.isenabled():  # off until a command starts: see collect_from_here
+        gc.disable()
+        _collection_paused = True
     try:
         from relcli.cli.app import main as run
 
@@ -68,6 +76,8 @@ def main() -> None:
     except KeyboardInterrupt:  # outside a command (loading, parsing): nothing was written
         sys.exit(130)
     finally:
-        gc.enable()
+        if _collection_paused:  # no command started (usage error, --help, Ctrl-C while loading)
+            _collection_paused = False
+            gc.enable()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)

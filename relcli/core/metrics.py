@@ -94,10 +94,17 @@ def mean_cosine(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = 
     check_rows(ref, "ref")
     total = torch.zeros((), dtype=torch.float64, device=pred.device)
     for rows in row_chunks(pred.shape[0], chunk_rows):
-        p, r = pred[rows], ref[rows]
-        dots = torch.einsum("ij,ij->i", p, r)  # no normalised copies of the rows (3× faster)
-        total += (dots / (row_norms(p, "pred") * row_norms(r, "ref"))).sum(dtype=torch.float64)
+        p, r = _at_least_float32(pred[rows]), _at_least_float32(ref[rows])
+        cosines = torch.einsum("ij,ij->i", p, r) / (row_norms(p, "pred") * row_norms(r, "ref"))  # no normalised copies
+        if not bool(torch.isfinite(cosines).all()):  # dot products or norm products past the dtype's range
+            cosines = (l2_normalize(p, "pred") * l2_normalize(r, "ref")).sum(dim=1, dtype=torch.float64)
+        total += cosines.sum(dtype=torch.float64)
     return float(total) / pred.shape[0]
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision rows in float32: their dot products pass float16's range at norms of 256."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def mse(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> float:
@@ -108,7 +115,10 @@ def mse(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = DEFAULT_
     total = torch.zeros((), dtype=torch.float64, device=pred.device)
     for rows in row_chunks(pred.shape[0], chunk_rows):
         difference = pred[rows] - ref[rows]
-        total += torch.einsum("ij,ij->i", difference, difference).sum(dtype=torch.float64)
+        part = torch.einsum("ij,ij->i", difference, difference).sum(dtype=torch.float64)
+        if not bool(torch.isfinite(part)):  # squares past the dtype's range: this chunk in float64
+            part = difference.to(torch.float64).pow(2).sum()
+        total += part
     return float(total) / pred.numel()
 
 

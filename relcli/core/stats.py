@@ -86,10 +86,10 @@ class SpaceStatsAccumulator:
             self._out_dtype = torch.float64
         x = chunk if chunk.dtype in (torch.float32, torch.float64) else chunk.to(torch.float32)
         n_b = x.shape[0]
-        mean_b = x.mean(dim=0)
-        m2_b = _squared_deviations(x, mean_b)
-        mean_b = mean_b.to(torch.float64)
-        norms = torch.linalg.vector_norm(x, dim=1).to(torch.float64)
+        mean_b, m2_b, norms = _moments(x)
+        if x.dtype != torch.float64 and not all(bool(torch.isfinite(t).all()) for t in (mean_b, m2_b, norms)):
+            mean_b, m2_b, norms = _moments(x.to(torch.float64))  # finite rows whose sums or squares pass float32's range
+        mean_b, norms = mean_b.to(torch.float64), norms.to(torch.float64)
         norm_mean_b = norms.mean()
         norm_m2_b = ((norms - norm_mean_b) ** 2).sum()
         if self._mean is None:  # merging into empty moments (n_a = 0) just copies the chunk's
@@ -115,6 +115,12 @@ class SpaceStatsAccumulator:
             mean=self._mean.to(self._out_dtype),
             std=(self._m2 / n).clamp_min(0).sqrt().to(self._out_dtype),
         )
+
+
+def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(column means (d,), Σ_rows (x − mean)² (d,) in float64, row norms (n,)) of a (n, d) chunk."""
+    mean = x.mean(dim=0)
+    return mean, _squared_deviations(x, mean), torch.linalg.vector_norm(x, dim=1)
 
 
 def _squared_deviations(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:

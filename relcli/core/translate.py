@@ -193,7 +193,7 @@ class DirectTranslator(Translator):
                                       lambda: tuple(t.to(device=x.device, dtype=work) for t in self.affine_form()))
         out = torch.empty(x.shape[0], self.target_dim_, dtype=x.dtype, device=x.device)
         for sl in row_chunks(x.shape[0], chunk_rows):
-            if work == x.dtype:  # straight into the output rows, no temporary
+            if work == x.dtype and not x.requires_grad:  # straight into the output rows, no temporary
                 torch.addmm(offset, x[sl], weight, out=out[sl])
             else:
                 out[sl] = torch.addmm(offset, x[sl].to(work), weight)

@@ -188,3 +188,14 @@ def test_anchor_selector_keeps_device_and_dtype(device, dtype):
         cpu = AnchorSelector(7, strategy=strategy, seed=0).fit(x.cpu().double())
         if strategy == "fps":  # the same random start and no near-ties on every device
             assert torch.equal(sel.indices_, cpu.indices_)
+
+
+def test_space_stats_of_float32_rows_whose_squares_pass_float32():
+    """float32 chunks are reduced in float32 unless that overflows: then in float64, as numpy does."""
+    x = (gaussian(300, 5, seed=4) * 1e20).to(torch.float32)
+    stats = space_stats(x, chunk_rows=64)
+    mean, std, norm_mean, norm_std = numpy_stats(x.numpy())
+    assert stats.mean.dtype == torch.float32
+    np.testing.assert_allclose(stats.std.numpy(), std, rtol=1e-5)
+    assert stats.mean_norm == pytest.approx(norm_mean, rel=1e-6)
+    assert stats.std_norm == pytest.approx(norm_std, rel=1e-5)

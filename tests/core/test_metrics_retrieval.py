@@ -182,3 +182,13 @@ def test_jaccard_identical_spaces_and_errors():
     with pytest.raises(DataError, match="k <= 19"):
         jaccard_at_k(pred, ref, k=20)
     assert 0.0 <= jaccard_at_k(pred, ref, k=19) <= 1.0
+
+
+def test_cosine_and_mse_past_the_range_of_their_dtype():
+    """Row dot products are taken in the rows' dtype, so the ones that leave its range (float16 rows
+    of norm > 256, float32 squares past 3.4e38) are taken again another way, not returned as inf/nan."""
+    rows = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+    half = (rows * 200).half()
+    assert mean_cosine(half, half * 1.01) == pytest.approx(1.0, abs=1e-6)
+    assert mean_cosine(half.bfloat16(), half.bfloat16()) == pytest.approx(1.0, abs=1e-6)
+    assert mse(rows * 3e18, -rows * 3e18) == pytest.approx(float(((6e18 * rows.double()) ** 2).mean()), rel=1e-5)

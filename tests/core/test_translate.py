@@ -319,3 +319,15 @@ def test_errors():
     assert LinearTranslator().fit(x, bad).is_fitted
     with pytest.raises(DataError, match="0 rows"):
         LinearTranslator().fit(x[:0], y[:0])
+
+
+def test_a_direct_translation_stays_differentiable():
+    """transform writes into its output rows only when no gradient is asked of the input."""
+    x = torch.randn(200, 12, dtype=torch.float64)
+    y = x @ random_orthogonal(12, seed=3)
+    translator = make_translator("procrustes").fit(x, y)
+    rows = x[:4].clone().requires_grad_()
+    with_grad = translator.transform(rows)
+    with_grad.sum().backward()
+    assert rows.grad is not None and rows.grad.shape == (4, 12)
+    torch.testing.assert_close(with_grad.detach(), translator.transform(x[:4]), atol=1e-12, rtol=0)
