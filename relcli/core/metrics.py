@@ -18,7 +18,9 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, l2_normalize, row_chunks, row_norms
+from relcli.core._common import (
+    DEFAULT_CHUNK_ROWS, check_matrix, check_rows, compute_dtype, l2_normalize, row_chunks, row_norms,
+)
 from relcli.errors import DataError, UsageError
 
 SIMILARITY_CHUNK_ROWS = 4096
@@ -94,17 +96,13 @@ def mean_cosine(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = 
     check_rows(ref, "ref")
     total = torch.zeros((), dtype=torch.float64, device=pred.device)
     for rows in row_chunks(pred.shape[0], chunk_rows):
-        p, r = _at_least_float32(pred[rows]), _at_least_float32(ref[rows])
+        p, r = pred[rows].to(compute_dtype(pred.dtype)), ref[rows].to(compute_dtype(ref.dtype))  # half: past 65504
         cosines = torch.einsum("ij,ij->i", p, r) / (row_norms(p, "pred") * row_norms(r, "ref"))  # no normalised copies
         if not bool(torch.isfinite(cosines).all()):  # dot products or norm products past the dtype's range
             cosines = (l2_normalize(p, "pred") * l2_normalize(r, "ref")).sum(dim=1, dtype=torch.float64)
         total += cosines.sum(dtype=torch.float64)
     return float(total) / pred.shape[0]
 
-
-def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
-    """Half-precision rows in float32: their dot products pass float16's range at norms of 256."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def mse(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> float:

@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
-from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, invalid_rows, row_chunks
+from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, compute_dtype, invalid_rows, row_chunks
 from relcli.errors import DataError, RowsError
 
 BLOCK_ROWS = 1024  # rows per step of the squared deviations (a 3 MiB buffer at d = 768)
+
 
 @dataclass(frozen=True, eq=False)
 class SpaceStats:
@@ -84,7 +85,7 @@ class SpaceStatsAccumulator:
             )
         if chunk.dtype == torch.float64:
             self._out_dtype = torch.float64
-        x = chunk if chunk.dtype in (torch.float32, torch.float64) else chunk.to(torch.float32)
+        x = chunk.to(compute_dtype(chunk.dtype))
         n_b = x.shape[0]
         mean_b, m2_b, norms = _moments(x)
         if x.dtype != torch.float64 and not all(bool(torch.isfinite(t).all()) for t in (mean_b, m2_b, norms)):

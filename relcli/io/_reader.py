@@ -54,6 +54,12 @@ def key_hashes(keys) -> np.ndarray:
     return np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys))
 
 
+def repeats(hashes: np.ndarray) -> bool:
+    """Whether any value of ``hashes`` occurs twice (one sort; no argsort)."""
+    ordered = np.sort(hashes)
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
 def check_unique(ids: np.ndarray, path, where: str = "") -> None:
     """Ids must be unique: a duplicate is an error naming it and its two rows (the first repeated id
     in row order, with the row it first appeared at).
@@ -64,8 +70,7 @@ def check_unique(ids: np.ndarray, path, where: str = "") -> None:
     if len(ids) < 2:
         return
     keys = key_hashes(ids)
-    ordered = np.sort(keys)
-    if not (ordered[1:] == ordered[:-1]).any():
+    if not repeats(keys):
         return
     order = np.argsort(keys, kind="stable")
     clash = np.flatnonzero(keys[order[1:]] == keys[order[:-1]])
@@ -213,9 +218,12 @@ class EmbeddingReader:
         raise TypeError(f"{type(self).__name__} is a base class")
 
     def _read_sorted(self, indices: np.ndarray):
+        return self._read_runs(contiguous_runs(indices))
+
+    def _read_runs(self, runs: list[tuple[int, int]]):
+        """Rows of the (start, stop) runs, one read each, in order."""
         import torch
 
-        runs = contiguous_runs(indices)
         if len(runs) == 1:
             return self._read_slice(*runs[0])
         return torch.cat([self._read_slice(start, stop) for start, stop in runs], dim=0)

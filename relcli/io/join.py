@@ -30,14 +30,12 @@ def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: s
     shared by different keys falls back to a scan of the few rows that share it)."""
     import numpy as np
 
-    from relcli.io._reader import key_hashes
+    from relcli.io._reader import key_hashes, repeats
 
     wanted, available = _listed(wanted), _listed(available)
     hashed = key_hashes(available)
-    if len(wanted) == len(available) and wanted == available:  # the same keys in the same order
-        ordered = np.sort(hashed)
-        if not (ordered[1:] == ordered[:-1]).any():
-            return np.arange(len(available), dtype=np.int64)
+    if len(wanted) == len(available) and wanted == available and not repeats(hashed):  # same keys, same order
+        return np.arange(len(available), dtype=np.int64)
     order = np.argsort(hashed, kind="stable")
     ordered = hashed[order]
     asked = key_hashes(wanted)
