@@ -190,16 +190,24 @@ def take(values: np.ndarray | None, rows) -> np.ndarray | None:
     return None if values is None else values[np.asarray(rows, dtype=np.int64)]
 
 
-def select_by_ids(keys: list[str], ids, exclude_ids, path) -> list[int] | None:
-    """Positions of ``keys`` kept by ``--ids`` (only these) and ``--exclude-ids`` (not these); None when
-    neither is given. Either is a .txt list, an embedding file's ids, or ``-`` (standard input)."""
-    from relcli.io.join import read_id_list
+def select_by_ids(keys: list[str], ids, exclude_ids, path) -> np.ndarray | None:
+    """Positions (int64, in ``keys``' order) of ``keys`` kept by ``--ids`` (only these) and
+    ``--exclude-ids`` (not these); None when neither is given. Either is a .txt list, an embedding
+    file's ids, or ``-`` (standard input); ids a list names that ``keys`` lacks are ignored. Joined by
+    hash (``find_rows``): no set of millions of ids."""
+    from relcli.io.join import find_rows, read_id_list
 
     if ids is None and exclude_ids is None:
         return None
-    wanted = set(read_id_list(ids)) if ids is not None else None
-    dropped = set(read_id_list(exclude_ids)) if exclude_ids is not None else set()
-    selected = [i for i, k in enumerate(keys) if (wanted is None or k in wanted) and k not in dropped]
-    if not selected:
+    keep = np.ones(len(keys), dtype=bool)
+    if ids is not None:
+        rows, found = find_rows(read_id_list(ids), keys)
+        keep[:] = False
+        keep[rows[found]] = True
+    if exclude_ids is not None:
+        rows, found = find_rows(read_id_list(exclude_ids), keys)
+        keep[rows[found]] = False
+    selected = np.flatnonzero(keep)
+    if not len(selected):
         raise DataError("no rows left after --ids/--exclude-ids", path)
     return selected

@@ -164,11 +164,12 @@ class _JsonlSource(_Source):
 class _ParquetSource(_Source):
     def __init__(self, path: Path, vector_column: str | None, id_column: str | None, label_column: str | None):
         import pyarrow as pa
-        import pyarrow.parquet as pq
+
+        from relcli.io._parquet_layout import open_parquet
 
         self.path = path
         try:
-            self.file = pq.ParquetFile(str(path))
+            self.file = open_parquet(path)
         except (pa.ArrowException, OSError) as exc:
             raise FileFormatError(f"cannot read Parquet: {str(exc).splitlines()[0][:200]}", path) from None
         schema = self.file.schema_arrow
@@ -217,12 +218,36 @@ class _ParquetSource(_Source):
         return as_id_array(values.to_pylist())
 
     def iter_chunks(self, batch_size: int, start: int = 0, stop: int | None = None):
-        import pyarrow.compute as pc
+        """Chunks of ``batch_size`` rows (float16 and integers as float32), each copied out of Arrow
+        batches of bounded size (``batch_rows``) as they are read: memory stays flat whatever the
+        file's row groups hold."""
         import torch
 
+        from relcli.io._parquet_layout import batch_rows
+
         stop = self.n_rows if stop is None else stop
+        dtype = np.float64 if self.dtype == "float64" else np.float32
+        step = min(batch_size, batch_rows(self.dim, np.dtype(self.dtype).itemsize))
+        first, chunk, filled = start, None, 0
+        for rows in self._matrices(step, start, stop):
+            done = 0
+            while done < len(rows):
+                if chunk is None:
+                    chunk, filled = np.empty((min(batch_size, stop - first), self.dim), dtype), 0
+                take = min(len(rows) - done, len(chunk) - filled)
+                chunk[filled:filled + take] = rows[done:done + take]
+                filled, done = filled + take, done + take
+                if filled == len(chunk):
+                    yield first, torch.from_numpy(chunk)
+                    first, chunk = first + len(chunk), None
+
+    def _matrices(self, step: int, start: int, stop: int):
+        """Rows start:stop as possibly read-only (n, dim) arrays, Arrow batch by Arrow batch,
+        with empty vectors, vectors of another length and empty numbers named."""
+        import pyarrow.compute as pc
+
         position = 0  # the file's row of the batch's first row
-        for batch in self.file.iter_batches(batch_size=batch_size, columns=[self.vector_column]):
+        for batch in self.file.iter_batches(batch_size=step, columns=[self.vector_column]):
             begin, position = position, position + batch.num_rows
             lo, hi = max(begin, start), min(position, stop)
             if hi <= lo:
@@ -244,12 +269,7 @@ class _ParquetSource(_Source):
                 inner = np.repeat(np.arange(n), self.dim)[values.is_null().to_numpy(zero_copy_only=False)]
                 raise DataError(f"column {self.vector_column!r} has empty (null) numbers in "
                                 f"{self.name(np.unique(inner) + lo)}", self.path)
-            flat = values.to_numpy(zero_copy_only=False)
-            if flat.dtype == np.float16:
-                flat = flat.astype(np.float32)
-            elif not flat.flags.writeable:
-                flat = flat.copy()
-            yield lo, torch.from_numpy(np.ascontiguousarray(flat.reshape(n, self.dim)))
+            yield values.to_numpy(zero_copy_only=False).reshape(n, self.dim)
         if position < stop:
             raise DataError(f"holds {position} rows, its footer says {self.n_rows}", self.path)
 

@@ -51,7 +51,7 @@ def _like_rows(reader, input: Path, like: Path, pairs: Path | None, usable: np.n
     """Rows of ``reader`` parallel to the anchors of ``like`` (matched by id, or through ``pairs``,
     every pair whose two ids exist), without unusable rows; and the ``like`` id of each row (pairs)."""
     from relcli.io.embeddings import open_embeddings
-    from relcli.io.join import read_pairs
+    from relcli.io.join import find_rows, read_pairs
     from relcli.io.kinds import expect_kind
 
     with open_embeddings(like) as reference:
@@ -61,11 +61,12 @@ def _like_rows(reader, input: Path, like: Path, pairs: Path | None, usable: np.n
         rows = np.asarray(rows_by_keys(wanted, reader.row_keys(), input, f"anchor ids of {like.name}"), dtype=np.int64)
         source_ids = None
     else:
-        position = {key: row for row, key in enumerate(reader.row_keys())}
+        listed = read_pairs(pairs)
+        position, found = find_rows([right for _, right in listed], reader.row_keys())
         partners: dict[str, list[int]] = {}
-        for left, right in read_pairs(pairs):
-            if right in position:
-                partners.setdefault(left, []).append(position[right])
+        for (left, _), row, present in zip(listed, position.tolist(), found.tolist()):
+            if present:
+                partners.setdefault(left, []).append(row)
         matched = [(key, row) for key in wanted for row in partners.get(key, [])]
         unpaired = sum(1 for key in wanted if key not in partners)
         if unpaired:
@@ -86,12 +87,16 @@ def _like_rows(reader, input: Path, like: Path, pairs: Path | None, usable: np.n
 def _paired_rows(reader, pairs: Path, target: Path) -> np.ndarray:
     """Mask of the rows of ``reader`` whose id has a pair with an id of ``target``."""
     from relcli.io.embeddings import open_embeddings
-    from relcli.io.join import read_pairs
+    from relcli.io.join import find_rows, read_pairs
 
+    listed = read_pairs(pairs)
     with open_embeddings(target) as other:
-        present = set(other.row_keys())
-    have = {left for left, right in read_pairs(pairs) if right in present}
-    return np.asarray([key in have for key in reader.row_keys()], dtype=bool)
+        present = find_rows([right for _, right in listed], other.row_keys())[1]
+    have = list({left for (left, _), paired in zip(listed, present.tolist()) if paired})
+    rows, found = find_rows(have, reader.row_keys())
+    mask = np.zeros(reader.n_rows, dtype=bool)
+    mask[rows[found]] = True
+    return mask
 
 
 def _candidate_pool(n_rows: int, eligible, strategy: str, n_anchors: int, candidates: int | None, seed: int):

@@ -119,6 +119,7 @@ def invert(
     from relcli.core.irp import InverseRelativeProjection
     from relcli.io.atomic import check_output
     from relcli.io.embeddings import EmbeddingWriter, open_embeddings
+    from relcli.io.join import find_rows
     from relcli.io.kinds import read_relative_layout
 
     input, anchors, output = Path(input), Path(anchors), check_output(output)
@@ -149,9 +150,9 @@ def invert(
         inverse._check_params()
         warnings, anchor_relative = [], None
         if inverse.rcond == "auto":
-            positions = {k: row for row, k in enumerate(reader.row_keys())}
-            if all(k in positions for k in layout.anchor_keys):  # the anchor items' own rows let "auto" cross-validate
-                anchor_relative = reader.read_rows([positions[k] for k in layout.anchor_keys]).to(torch_device, cdtype)
+            positions, found = find_rows(layout.anchor_keys, reader.row_keys())
+            if found.all():  # the anchor items' own rows let "auto" cross-validate
+                anchor_relative = reader.read_rows(positions).to(torch_device, cdtype)
             else:
                 warnings.append(f"{input}: the anchor items are not among its rows, so --rcond auto cannot "
                                 f"cross-validate; using {_fallback_rcond():g}")
@@ -163,7 +164,7 @@ def invert(
                       "target_norm": inverse.target_norm_}
         diagnostics = {"condition_numbers": inverse.condition_numbers_, "kept_condition_numbers": inverse.kept_condition_numbers_,
                        "ranks": inverse.ranks_, "target_dim": inverse.target_dim_}
-        report = Translation(inverse, {**parameters, **diagnostics}, [], warnings)
+        report = Translation(inverse, {**parameters, **diagnostics}, [], warnings=warnings)
         describe_conditioning(report, anchors)
         loop, shard_record = RowLoop.sharded(reader, shard, rows, drop_invalid=drop_invalid, progress=progress,
                                              description="invert")

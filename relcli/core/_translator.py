@@ -85,8 +85,15 @@ class Translator(Estimator):
 
     def frozen(self) -> "Translator":
         """An unfitted twin with the hyperparameters this fit chose from its anchors made explicit,
-        for ``fit_moments`` on a larger anchor set."""
+        for ``fit_moments`` on a larger anchor set, or for cross-validation folds. Works before any
+        fit when ``tunes_on_anchors`` is false (there is nothing to make explicit)."""
         raise TypeError(f"{type(self).__name__} is an interface: use a method from relcli.core.registry")
+
+    @property
+    def tunes_on_anchors(self) -> bool:
+        """Whether ``fit`` chooses a hyperparameter from the anchors (a cut-off or a penalty, by its own
+        cross-validation), so that only a fitted translator can say what ``frozen`` holds fixed."""
+        return False
 
     def diagnostics(self) -> dict:
         """JSON-able facts about the fitted map, recorded in the output's provenance."""

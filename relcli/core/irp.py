@@ -281,8 +281,14 @@ class IRP(_IRPParams, Translator):
             "ranks": self.ranks_, "target_norm": self.target_norm_,
         }
 
+    @property
+    def tunes_on_anchors(self) -> bool:
+        return self.rcond == "auto"
+
     def frozen(self) -> "IRP":
-        return IRP(**{**self.get_params(), "rcond": self.rcond_})
+        if self.tunes_on_anchors:
+            self.check_fitted()
+        return IRP(**{**self.get_params(), "rcond": self.rcond_ if self.tunes_on_anchors else self.rcond})
 
     def fit_moments(self, moments, target_norm: float | None = None):
         """The folded map from sums over unit anchor rows (``AnchorMoments(unit=True)``, centred on

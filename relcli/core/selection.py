@@ -98,24 +98,26 @@ class Selection:
 
 def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm, folds: int,
                     gallery: Gallery | None = None) -> None:
-    """Fill ``candidate.scores`` (mean held-out scores and spread), its fold models and its model fitted
-    on every anchor, or its error.
+    """Fill ``candidate.scores`` (mean held-out scores and spread), its fold models and, where the
+    folds needed it, its model fitted on every anchor; or its error.
 
     What a method chooses from data (IRP's cut-off, linear's ridge penalty) is chosen once, by the
     fit on every anchor (which cross-validates it itself), and held fixed in the folds
     (``Translator.frozen``): not nested, so an estimate may be a little optimistic for such methods,
-    at a fifth of the cost of nesting. ``gallery``: ``Gallery(target)``, when already built.
+    at a fifth of the cost of nesting. A method that chooses nothing is fitted on every anchor only
+    if it wins (``select_translator``). ``gallery``: ``Gallery(target)``, when already built.
     """
     k = source.shape[0]
     per_fold, models = [], []
     gallery = gallery if gallery is not None else Gallery(target)
     try:
-        full = make_translator(candidate.method, seed=seed, **candidate.options).fit(source, target, target_norm)
+        template = make_translator(candidate.method, seed=seed, **candidate.options)
+        full = template.fit(source, target, target_norm) if template.tunes_on_anchors else None
         for held in fold_indices(k, folds, seed):
             kept = torch.ones(k, dtype=torch.bool)
             kept[held] = False
             kept = kept.to(source.device)
-            model = full.frozen()
+            model = template.frozen()
             if candidate.method == "irp":
                 model.allow_rank_deficient = True  # a fold has fewer anchors than the whole set
             model.fit(source[kept], target[kept], target_norm)

@@ -271,9 +271,16 @@ class LinearTranslator(DirectTranslator):
             raise UsageError("a linear map fitted from sums needs its ridge penalty (alpha) chosen on a sample first")
         return ridge_solve(sxx, sxy, float(self.alpha) * n), zero, {"alpha_": float(self.alpha), "alpha_scores_": {}}
 
+    @property
+    def tunes_on_anchors(self) -> bool:
+        return self.rcond == "auto" and self.alpha is None
+
     def frozen(self) -> "LinearTranslator":
+        if self.tunes_on_anchors:
+            self.check_fitted()
         if self.rcond == "auto":
-            return LinearTranslator(scaling=self.scaling, rcond="auto", alpha=self.alpha_)
+            return LinearTranslator(scaling=self.scaling, rcond="auto",
+                                    alpha=self.alpha_ if self.tunes_on_anchors else self.alpha)
         return LinearTranslator(scaling=self.scaling, rcond=self.rcond)
 
     def diagnostics(self) -> dict:

@@ -18,11 +18,11 @@ from relcli.io._parquet_layout import (
     _is_list,
     _number_name,
     _pyarrow,
+    batch_rows,
     dataset_files,
+    open_parquet,
 )
 from relcli.io._reader import EmbeddingReader, short
-
-READ_BATCH_BYTES = 16 << 20
 
 
 def _to_matrix(column, dim: int, dtype: str, path: Path, first_row: int) -> np.ndarray:
@@ -99,10 +99,8 @@ class ParquetReader(EmbeddingReader):
     # -- opening -------------------------------------------------------------------------------
 
     def _scan(self, pa) -> None:
-        import pyarrow.parquet as pq
-
         self._blame = self.files[0]
-        first = pq.ParquetFile(self.files[0])
+        first = open_parquet(self.files[0])
         schema = first.schema_arrow
         raw = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in (schema.metadata or {}).items()}
         self.attrs = meta.decode({k: v for k, v in raw.items() if k.startswith(meta.META_PREFIX)}, all_json=True, path=self.path)
@@ -124,7 +122,7 @@ class ParquetReader(EmbeddingReader):
         ids, labels = [], []
         for index, file in enumerate(self.files):
             self._blame = file
-            handle = first if index == 0 else pq.ParquetFile(file)
+            handle = first if index == 0 else open_parquet(file)
             try:
                 self._check_schema(handle.schema_arrow, file)
                 for group in range(handle.num_row_groups):
@@ -145,7 +143,7 @@ class ParquetReader(EmbeddingReader):
         self.labels = np.concatenate(labels) if labels else None
         if self._id_column is not None and ids and len({v.dtype.kind for v in ids}) > 1:
             raise FileFormatError(f"column {self._id_column!r} holds integers in some files and strings in others", self.path)
-        self._batch_rows = max(1024, READ_BATCH_BYTES // max(1, self.shape[1] * np.dtype(self.dtype).itemsize))
+        self._batch_rows = batch_rows(self.shape[1], np.dtype(self.dtype).itemsize)
 
     def _vector_column(self, schema) -> str:
         lists = [f.name for f in schema if _is_list(f.type)]
@@ -194,11 +192,9 @@ class ParquetReader(EmbeddingReader):
             self._open_file, self._open_index = None, -1
 
     def _file(self, index: int):
-        import pyarrow.parquet as pq
-
         if index != self._open_index:
             self.close()
-            self._open_file, self._open_index = pq.ParquetFile(self.files[index]), index
+            self._open_file, self._open_index = open_parquet(self.files[index]), index
         return self._open_file
 
     def _batches(self, piece: _Piece):
@@ -256,13 +252,12 @@ class ParquetReader(EmbeddingReader):
     def _column(self, name: str):
         """A whole column of the dataset (over every file), or None when there is no such column."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if name not in self._schema.names:
             return None
         chunks = []
         for file in self.files:
-            with pq.ParquetFile(file) as handle:
+            with open_parquet(file) as handle:
                 chunks.extend(handle.read(columns=[name]).column(0).chunks)
         return pa.chunked_array(chunks, type=self._schema.field(name).type).combine_chunks()
 

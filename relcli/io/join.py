@@ -6,8 +6,12 @@ import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relcli.errors import DataError, FileFormatError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _examples(values: Sequence[str], limit: int = 5) -> str:
@@ -20,10 +24,9 @@ def _listed(keys: Sequence[str]) -> list[str]:
     return keys if isinstance(keys, list) else list(keys)
 
 
-def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: str = "ids") -> np.ndarray:
-    """Row index in ``available`` (int64, one per key of ``wanted``; a key that occurs twice in
-    ``available`` gives its last row); a missing key is an error that says how many of how many
-    matched and names a few of the missing ones.
+def find_rows(wanted: Sequence[str], available: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, found): the row in ``available`` of every key of ``wanted`` (int64; a key that occurs
+    twice in ``available`` gives its last row; 0 where it is missing) and whether it was found (bool).
 
     Millions of keys are joined without a dict of them (~100 bytes a key): every key is looked up by
     its 64-bit hash among the sorted hashes of ``available`` and then compared exactly (a hash
@@ -35,7 +38,7 @@ def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: s
     wanted, available = _listed(wanted), _listed(available)
     hashed = key_hashes(available)
     if len(wanted) == len(available) and wanted == available and not repeats(hashed):  # same keys, same order
-        return np.arange(len(available), dtype=np.int64)
+        return np.arange(len(available), dtype=np.int64), np.ones(len(available), dtype=bool)
     order = np.argsort(hashed, kind="stable")
     ordered = hashed[order]
     asked = key_hashes(wanted)
@@ -51,22 +54,31 @@ def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: s
     asked_keys = np.empty(len(wanted), dtype=object)
     asked_keys[:] = wanted
     exact = keys_at[rows[candidates]] == asked_keys[candidates]
-    missing_at = np.flatnonzero(~hit).tolist()
     for i in candidates[~exact].tolist():  # a hash shared by different keys: scan that hash's rows
         same = order[np.searchsorted(ordered, asked[i], side="left"):last[i] + 1]
         matches = [r for r in same.tolist() if available[r] == wanted[i]]
         if matches:
             rows[i] = matches[-1]
         else:
-            missing_at.append(i)
-    if missing_at:
-        missing = [wanted[i] for i in sorted(missing_at)]
+            hit[i] = False
+    rows[~hit] = 0
+    return rows.astype(np.int64, copy=False), hit
+
+
+def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: str = "ids") -> np.ndarray:
+    """Row index in ``available`` (int64, one per key of ``wanted``; see ``find_rows``); a missing key
+    is an error that says how many of how many matched and names a few of the missing ones."""
+    import numpy as np
+
+    rows, found = find_rows(wanted, available)
+    if not found.all():
+        missing = [wanted[i] for i in np.flatnonzero(~found).tolist()]
         raise DataError(
             f"{len(missing)} of {len(wanted)} {what} are missing (only {len(wanted) - len(missing)} matched): "
             f"{_examples(missing)}",
             path,
         )
-    return rows.astype(np.int64, copy=False)
+    return rows
 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:

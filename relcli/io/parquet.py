@@ -45,6 +45,7 @@ from relcli.io._parquet_layout import (
     LABEL_COLUMNS,
     NUMBER_TYPES,
     PARQUET_MAGIC,
+    READ_BATCH_BYTES,
     SUFFIXES,
     VECTOR,
     VECTOR_COLUMNS,
@@ -52,7 +53,7 @@ from relcli.io._parquet_layout import (
     dataset_files,
     is_parquet_dataset,
 )
-from relcli.io._parquet_reader import READ_BATCH_BYTES, ParquetReader
+from relcli.io._parquet_reader import ParquetReader
 from relcli.io._reader import short
 from relcli.io.atomic import TEMP_SUFFIX, describe_os_error, guarded
 

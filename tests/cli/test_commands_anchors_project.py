@@ -266,3 +266,16 @@ def test_anchors_ids_usage(data, tmp_path):
     assert_clean_error(invoke("anchors", data.x_h5, "-n", 10, "--ids", listed, "-o", out), 1, "-n 10", "5", path=data.x_h5)
     assert_clean_error(invoke("anchors", data.y_h5, "--like", data.xa, "--ids", listed, "-o", out), 2, "--like")
     assert not out.exists()
+
+
+def test_invert_cross_validates_its_cut_off_when_the_anchor_items_are_among_the_rows(data, tmp_path):
+    """`--rcond auto` needs the anchor items' own relative rows, looked up by id among the file's rows."""
+    whole, part = tmp_path / "rel.h5", tmp_path / "part.h5"
+    ok(invoke("project", data.x_h5, "--anchors", data.xa, "-o", whole))
+    ok(invoke("project", data.x_h5, "--anchors", data.xa, "--rows", "0:20", "-o", part))
+    ok(invoke("invert", whole, "--anchors", data.ya, "-o", tmp_path / "y.h5"))
+    chosen = load(tmp_path / "y.h5").attrs["irp"]
+    assert chosen["rcond_scores"] and f"{chosen['rcond_chosen']:g}" in chosen["rcond_scores"]
+    result = ok(invoke("invert", part, "--anchors", data.ya, "-o", tmp_path / "y20.h5"))
+    assert "the anchor items are not among its rows" in result.stderr
+    assert load(tmp_path / "y20.h5").attrs["irp"]["rcond_scores"] == {}

@@ -222,3 +222,46 @@ def test_a_prediction_that_misses_the_shared_offset_scores_low():
     scores = anchor_scores(centred, rows, gallery)
     assert scores["r2"] < 0 and scores["score"] < anchor_scores(gallery[rows], rows, gallery)["score"] - 0.3
     assert anchor_scores(gallery[rows], rows, gallery)["r2"] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------- cost of the selection
+def test_candidates_that_tune_nothing_are_fitted_on_every_anchor_only_when_chosen(monkeypatch):
+    """Procrustes and ortho-linear choose nothing from the anchors: their folds need no full fit
+    (a 768 × 768 SVD each at 1,024 anchors), so only the winner is refitted on every anchor."""
+    from relcli.core import translate
+
+    fits: dict[str, int] = {}
+    for cls in (translate.Procrustes, translate.OrthoLinearTranslator, translate.LinearTranslator):
+        solve = cls._solve
+
+        def counted(self, *args, _solve=solve, _name=cls.method):
+            fits[_name] = fits.get(_name, 0) + 1
+            return _solve(self, *args)
+
+        monkeypatch.setattr(cls, "_solve", counted)
+    x = gaussian(200, 12, 0)
+    y = x @ random_orthogonal(12, seed=1) + 0.05 * gaussian(200, 12, 2)
+    chosen = select_translator(x, y, "auto").chosen.method
+    assert chosen in fits
+    expected = {"procrustes": 5, "ortho-linear": 5, "linear": 6}  # 5 folds; linear tunes its ridge on all anchors
+    expected[chosen] += 0 if chosen == "linear" else 1
+    assert fits == expected
+
+
+@pytest.mark.parametrize("method, options, tunes", [
+    ("procrustes", {}, False), ("ortho-linear", {}, False), ("linear", {"alpha": 0.5}, False),
+    ("linear", {"rcond": 1e-3}, False), ("linear", {}, True), ("irp", {"rcond": 0.01}, False), ("irp", {}, True),
+])
+def test_frozen_works_before_a_fit_exactly_when_nothing_is_tuned(method, options, tunes):
+    from relcli.errors import NotFittedError
+
+    translator = make_translator(method, **options)
+    assert translator.tunes_on_anchors is tunes
+    if tunes:
+        with pytest.raises(NotFittedError, match="is not fitted"):
+            translator.frozen()
+        return
+    x = gaussian(80, 6, 3)
+    y = x @ random_orthogonal(6, seed=4) + 0.1 * gaussian(80, 6, 5)
+    twin = translator.frozen().fit(x, y)
+    assert torch.equal(twin.transform(x), translator.fit(x, y).transform(x))

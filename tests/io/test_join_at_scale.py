@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from relcli.errors import DataError, FileFormatError
 from relcli.io._reader import check_unique, strings_in_chunks
-from relcli.io.join import rows_for_keys
+from relcli.io.join import find_rows, rows_for_keys
 
 
 class Colliding(str):
@@ -32,6 +32,21 @@ def by_dict(wanted, available):
 def test_rows_for_keys_matches_a_dict_join(available, data):
     wanted = data.draw(st.lists(st.sampled_from(available), max_size=10)) if available else []
     assert rows_for_keys(wanted, available, "f").tolist() == by_dict(wanted, available)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from("abcdefgh"), max_size=12), st.lists(st.sampled_from("abcdefghxyz"), max_size=12),
+       st.booleans())
+def test_find_rows_matches_a_dict_lookup_with_missing_keys(available, wanted, colliding):
+    """What `invert` (are the anchor items among the rows?) and `anchors --pairs` (which pairs have
+    both ids?) ask of millions of ids, without a dict of them."""
+    if colliding:
+        available, wanted = [Colliding(k) for k in available], [Colliding(k) for k in wanted]
+    position = {key: row for row, key in enumerate(available)}
+    rows, found = find_rows(wanted, available)
+    assert found.dtype == bool and rows.dtype == np.int64
+    assert found.tolist() == [key in position for key in wanted]
+    assert rows.tolist() == [position.get(key, 0) for key in wanted]
 
 
 def test_identical_key_lists_and_shuffled_ones():
@@ -80,7 +95,7 @@ def test_a_reader_adopts_the_equal_ids_a_join_matched(tmp_path):
     """After a join, the reference holds the judged file's id strings (one copy of millions of ids in
     memory, not two): the same values, the same objects, and its row keys rebuilt from them."""
     from relcli.io.embeddings import open_embeddings, write_embeddings
-    from relcli.io.join import rows_for_keys
+    from relcli.io.join import find_rows, rows_for_keys
 
     ids = [f"w{i}" for i in range(50)]
     write_embeddings(tmp_path / "ref.h5", np.zeros((50, 2), np.float32), ids=ids)
