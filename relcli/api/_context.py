@@ -199,14 +199,9 @@ def select_by_ids(keys: list[str], ids, exclude_ids, path) -> np.ndarray | None:
 
     if ids is None and exclude_ids is None:
         return None
-    keep = np.ones(len(keys), dtype=bool)
-    if ids is not None:
-        rows, found = find_rows(read_id_list(ids), keys)
-        keep[:] = False
-        keep[rows[found]] = True
+    keep = find_rows(keys, read_id_list(ids))[1] if ids is not None else np.ones(len(keys), dtype=bool)
     if exclude_ids is not None:
-        rows, found = find_rows(read_id_list(exclude_ids), keys)
-        keep[rows[found]] = False
+        keep &= ~find_rows(keys, read_id_list(exclude_ids))[1]  # every row of a repeated id (anchors --pairs)
     selected = np.flatnonzero(keep)
     if not len(selected):
         raise DataError("no rows left after --ids/--exclude-ids", path)

@@ -93,10 +93,7 @@ def _paired_rows(reader, pairs: Path, target: Path) -> np.ndarray:
     with open_embeddings(target) as other:
         present = find_rows([right for _, right in listed], other.row_keys())[1]
     have = list({left for (left, _), paired in zip(listed, present.tolist()) if paired})
-    rows, found = find_rows(have, reader.row_keys())
-    mask = np.zeros(reader.n_rows, dtype=bool)
-    mask[rows[found]] = True
-    return mask
+    return find_rows(reader.row_keys(), have)[1]  # every row of a repeated id
 
 
 def _candidate_pool(n_rows: int, eligible, strategy: str, n_anchors: int, candidates: int | None, seed: int):

@@ -172,6 +172,13 @@ def select_translator(
         chosen = max(scored, key=lambda c: round(c.scores["score"], 12))
     else:
         chosen = candidates[0] if method != "auto" else Candidate("procrustes", {})
-    translator = chosen.full_model or make_translator(chosen.method, seed=seed, **chosen.options).fit(source, target, target_norm)
+    translator = chosen.full_model
+    if translator is None:
+        try:
+            translator = make_translator(chosen.method, seed=seed, **chosen.options).fit(source, target, target_norm)
+        except DataError as exc:
+            if not chosen.scores:
+                raise
+            raise DataError(f"no method could be fitted on the anchors: {chosen.name}: {exc.message}") from None
     return Selection(translator, chosen, candidates, translator.transform(source, chunk_rows=None).mean(dim=0),
                      source.shape[0])

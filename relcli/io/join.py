@@ -24,13 +24,18 @@ def _listed(keys: Sequence[str]) -> list[str]:
     return keys if isinstance(keys, list) else list(keys)
 
 
+#: keys of ``wanted`` looked up at a time: the lookup's temporaries (~60 bytes a key) stay bounded
+LOOKUP_BLOCK = 1 << 18
+
+
 def find_rows(wanted: Sequence[str], available: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(rows, found): the row in ``available`` of every key of ``wanted`` (int64; a key that occurs
     twice in ``available`` gives its last row; 0 where it is missing) and whether it was found (bool).
 
     Millions of keys are joined without a dict of them (~100 bytes a key): every key is looked up by
     its 64-bit hash among the sorted hashes of ``available`` and then compared exactly (a hash
-    shared by different keys falls back to a scan of the few rows that share it)."""
+    shared by different keys falls back to a scan of the few rows that share it), ``wanted`` in
+    blocks of LOOKUP_BLOCK keys."""
     import numpy as np
 
     from relcli.io._reader import key_hashes, repeats
@@ -39,30 +44,35 @@ def find_rows(wanted: Sequence[str], available: Sequence[str]) -> tuple[np.ndarr
     hashed = key_hashes(available)
     if len(wanted) == len(available) and wanted == available and not repeats(hashed):  # same keys, same order
         return np.arange(len(available), dtype=np.int64), np.ones(len(available), dtype=bool)
+    rows, found = np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
+    if not len(available):
+        return rows, found
     order = np.argsort(hashed, kind="stable")
     ordered = hashed[order]
-    asked = key_hashes(wanted)
-    by_hash = np.argsort(asked, kind="stable")  # sorted queries: a sequential search, not one cache miss per key
-    last = np.empty(len(wanted), dtype=np.int64)
-    last[by_hash] = np.searchsorted(ordered, asked[by_hash], side="right") - 1
-    found = last.clip(min=0)
-    rows = order[found] if len(order) else np.zeros(len(wanted), dtype=np.int64)
-    hit = (last >= 0) & (ordered[found] == asked) if len(order) else np.zeros(len(wanted), dtype=bool)
-    candidates = np.flatnonzero(hit)
-    keys_at = np.empty(len(available), dtype=object)
-    keys_at[:] = available
-    asked_keys = np.empty(len(wanted), dtype=object)
-    asked_keys[:] = wanted
-    exact = keys_at[rows[candidates]] == asked_keys[candidates]
-    for i in candidates[~exact].tolist():  # a hash shared by different keys: scan that hash's rows
-        same = order[np.searchsorted(ordered, asked[i], side="left"):last[i] + 1]
-        matches = [r for r in same.tolist() if available[r] == wanted[i]]
-        if matches:
-            rows[i] = matches[-1]
-        else:
-            hit[i] = False
-    rows[~hit] = 0
-    return rows.astype(np.int64, copy=False), hit
+    del hashed
+    for lo in range(0, len(wanted), LOOKUP_BLOCK):
+        block = wanted[lo:lo + LOOKUP_BLOCK]
+        asked = key_hashes(block)
+        by_hash = np.argsort(asked, kind="stable")  # sorted queries: a sequential search, not one cache miss per key
+        last = np.empty(len(block), dtype=np.int64)
+        last[by_hash] = np.searchsorted(ordered, asked[by_hash], side="right") - 1
+        at = order[last.clip(min=0)]
+        hit = (last >= 0) & (ordered[last.clip(min=0)] == asked)
+        candidates = np.flatnonzero(hit)
+        asked_keys, found_keys = np.empty(len(candidates), dtype=object), np.empty(len(candidates), dtype=object)
+        asked_keys[:] = [block[i] for i in candidates.tolist()]
+        found_keys[:] = [available[r] for r in at[candidates].tolist()]
+        exact = found_keys == asked_keys
+        for i in candidates[~exact].tolist():  # a hash shared by different keys: scan that hash's rows
+            same = order[np.searchsorted(ordered, asked[i], side="left"):last[i] + 1]
+            matches = [r for r in same.tolist() if available[r] == block[i]]
+            if matches:
+                at[i] = matches[-1]
+            else:
+                hit[i] = False
+        rows[lo:lo + len(block)] = np.where(hit, at, 0)
+        found[lo:lo + len(block)] = hit
+    return rows, found
 
 
 def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: str = "ids") -> np.ndarray:

@@ -265,3 +265,12 @@ def test_frozen_works_before_a_fit_exactly_when_nothing_is_tuned(method, options
     y = x @ random_orthogonal(6, seed=4) + 0.1 * gaussian(80, 6, 5)
     twin = translator.frozen().fit(x, y)
     assert torch.equal(twin.transform(x), translator.fit(x, y).transform(x))
+
+
+def test_a_winner_that_cannot_be_fitted_on_every_anchor_says_which_method():
+    """Folds allow a rank-deficient IRP; the refit on every anchor keeps the user's setting."""
+    from relcli.errors import DataError
+
+    x, y = gaussian(30, 40, 6), gaussian(30, 40, 7)
+    with pytest.raises(DataError, match=r"no method could be fitted on the anchors: irp \(rcond=0.01\): IRP needs at least"):
+        select_translator(x, y, "irp", {"rcond": 0.01})

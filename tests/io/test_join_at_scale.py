@@ -108,3 +108,32 @@ def test_a_reader_adopts_the_equal_ids_a_join_matched(tmp_path):
         assert ref.ids.tolist() == ids and ref.row_keys() == ids
         ref.adopt_ids(np.arange(3), None)  # nothing to adopt: unchanged
         assert ref.ids.tolist() == ids
+
+
+def test_ids_lists_select_every_row_of_a_repeated_id(tmp_path):
+    """An anchors file drawn with a many-to-many dictionary (`anchors --like --pairs`) may hold one
+    target id on several rows: `--ids` and `--exclude-ids` act on all of them."""
+    from relcli.api._context import select_by_ids
+
+    keys = ["a", "b", "a", "c"]
+    (tmp_path / "some.txt").write_text("a\nz\n")
+    (tmp_path / "other.txt").write_text("c\n")
+    assert select_by_ids(keys, tmp_path / "some.txt", None, "f").tolist() == [0, 2]
+    assert select_by_ids(keys, None, tmp_path / "some.txt", "f").tolist() == [1, 3]
+    assert select_by_ids(keys, None, tmp_path / "other.txt", "f").tolist() == [0, 1, 2]
+    assert select_by_ids(keys, None, None, "f") is None
+    with pytest.raises(DataError, match="no rows left after --ids/--exclude-ids"):
+        select_by_ids(keys, tmp_path / "some.txt", tmp_path / "some.txt", "f")
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 1 << 18])
+def test_find_rows_in_blocks_equals_one_lookup(monkeypatch, block):
+    from relcli.io import join
+
+    monkeypatch.setattr(join, "LOOKUP_BLOCK", block)
+    available = [Colliding(c) for c in "abcb"] + ["x", "y"]
+    wanted = [Colliding("c"), "y", Colliding("z"), Colliding("b"), "q", "x", Colliding("a")]
+    rows, found = find_rows(wanted, available)
+    assert found.tolist() == [True, True, False, True, False, True, True]
+    assert rows.tolist() == [2, 5, 0, 3, 0, 4, 0]
+    assert find_rows([], available)[0].tolist() == [] and find_rows(wanted, [])[1].tolist() == [False] * 7

@@ -106,3 +106,19 @@ def test_chunked_write_equals_one_write(fmt, dtype, seed, tmp_path):
         np.testing.assert_array_equal(b.read_all().numpy(), m)
     if fmt == "safetensors":  # preallocated then filled: byte-identical to a one-shot write
         assert chunked.read_bytes() == once.read_bytes()
+
+
+@pytest.mark.parametrize("span_rows", [5, 64, 8192])
+@pytest.mark.parametrize("every", [2, 3, 7, 9, 40])
+def test_read_rows_of_sorted_rows_spread_over_a_span(stored, monkeypatch, span_rows, every):
+    """Rows one in `every` of their span (an `--ids` list of a fraction of a file): HDF5 reads the span
+    in slices and keeps them where they are dense, row by row where not; the same rows either way."""
+    from relcli.io import hdf5
+
+    monkeypatch.setattr(hdf5, "SPAN_ROWS", span_rows)
+    path, m = stored
+    index = np.arange(3, N, every)
+    index = index[np.random.default_rng(every).random(len(index)) < 0.9]
+    with open_embeddings(path) as f:
+        np.testing.assert_array_equal(f.read_rows(index).numpy(), m[index])
+        np.testing.assert_array_equal(f.read_rows(index[::-1].copy()).numpy(), m[index[::-1]])
