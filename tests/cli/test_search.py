@@ -184,3 +184,19 @@ def test_bad_rows_and_bad_requests_are_one_line_errors(data, tmp_path):
     assert_clean_error(invoke("search", data.y_h5, "--text", "hello"), 2, "--encoder")
     assert_clean_error(invoke("search", data.y_h5, "--queries", data.z_h5), 1, "dimension mismatch", "24", "16")
     assert_clean_error(invoke("search", data.y_h5, "--id", "item-0001", "--similarity", "dot"), 2, "--similarity")
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("k", [1, 3, 7, 12])
+def test_chunk_top_equals_a_stable_sort_with_many_ties(seed, k):
+    """Scores drawn from a few values (and -inf, a query's own row): the pick is the stable sort's
+    first k (score descending, ties to the lower column), whether or not the k-th score is tied."""
+    from relcli.api.search import _chunk_top
+
+    rng = np.random.default_rng(seed)
+    key = torch.from_numpy(rng.choice([0.1, 0.2, 0.3, -np.inf], size=(20, 10), p=[0.4, 0.3, 0.2, 0.1]).astype(np.float32))
+    columns = torch.arange(100, 110)
+    vals, rows = _chunk_top(key, columns, k)
+    order = np.argsort(-key.numpy(), axis=1, kind="stable")[:, :min(k, 10)]
+    np.testing.assert_array_equal(rows.numpy(), order + 100)
+    np.testing.assert_array_equal(vals.numpy(), np.take_along_axis(key.numpy(), order, axis=1))
