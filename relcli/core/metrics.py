@@ -104,7 +104,6 @@ def mean_cosine(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = 
     return float(total) / pred.shape[0]
 
 
-
 def mse(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> float:
     """Mean squared error over all elements: (1/(n·d)) Σ_ij (pred_ij − ref_ij)². Lower is better."""
     pred, ref = _pair(pred, ref)

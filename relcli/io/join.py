@@ -56,8 +56,9 @@ def find_rows(wanted: Sequence[str], available: Sequence[str]) -> tuple[np.ndarr
         by_hash = np.argsort(asked, kind="stable")  # sorted queries: a sequential search, not one cache miss per key
         last = np.empty(len(block), dtype=np.int64)
         last[by_hash] = np.searchsorted(ordered, asked[by_hash], side="right") - 1
-        at = order[last.clip(min=0)]
-        hit = (last >= 0) & (ordered[last.clip(min=0)] == asked)
+        nearest = last.clip(min=0)
+        at = order[nearest]
+        hit = (last >= 0) & (ordered[nearest] == asked)
         candidates = np.flatnonzero(hit)
         asked_keys, found_keys = np.empty(len(candidates), dtype=object), np.empty(len(candidates), dtype=object)
         asked_keys[:] = [block[i] for i in candidates.tolist()]
