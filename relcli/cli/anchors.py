@@ -22,8 +22,9 @@ def anchors(
     ] = None,
     pairs: Annotated[
         Optional[Path],
-        typer.Option("--pairs", help="TSV of (id in --like's space, id in this space) when the ids differ (e.g. an EN-IT "
-                     "dictionary; many-to-many: every pair whose two ids exist is used). With -n: (id here, id in --target)."),
+        typer.Option("--pairs", help="Two columns, tab- or space-separated (as MUSE dictionaries): (id in --like's space, id in "
+                     "this space) when the ids differ (e.g. an EN-IT dictionary; many-to-many: every pair whose two ids "
+                     "exist is used). With -n: (id here, id in --target)."),
     ] = None,
     target: Annotated[
         Optional[Path],

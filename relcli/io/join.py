@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,26 +92,36 @@ def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: s
 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """(id, id) pairs from a two-column TSV, in file order, every pair kept (a bilingual dictionary
-    is many-to-many: a word may have several translations, several words one translation).
+    """(id, id) pairs from a two-column text file, in file order, every pair kept (a bilingual
+    dictionary is many-to-many: a word may have several translations, several words one translation).
 
-    Exact repeats of a pair are kept once. Blank lines and lines starting with '#' are skipped; a
-    header line is not special (a pair whose ids do not occur simply never matches).
+    Two layouts, decided once per file: tab-separated (``source<TAB>target``; further columns are
+    ignored, ids may hold spaces) when any line holds a tab, else whitespace-separated with exactly
+    two fields a line (``source target``, as the MUSE bilingual dictionaries are written). Fields
+    are taken verbatim (no CSV quoting: a dictionary may list ``"`` as a word), stripped of spaces
+    around them. Exact repeats of a pair are kept once. Blank lines and lines starting with '#'
+    are skipped; a header line is not special (a pair whose ids do not occur simply never matches).
     """
     path = Path(path)
     if not path.is_file():
         raise FileFormatError("no such pairs file", path)
-    pairs: dict[tuple[str, str], None] = {}
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            for line_no, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-                if not row or not "".join(row).strip() or row[0].startswith("#"):
-                    continue
-                if len(row) < 2:
-                    raise FileFormatError(f"line {line_no} has {len(row)} column(s); expected source<TAB>target", path)
-                pairs[(row[0].strip(), row[1].strip())] = None
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the first id
     except UnicodeDecodeError:
         raise FileFormatError("is not valid UTF-8 text", path) from None
+    except OSError as exc:
+        raise FileFormatError(f"cannot read the pairs: {exc.strerror or exc}", path) from None
+    tabbed = "\t" in text
+    pairs: dict[tuple[str, str], None] = {}
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = [field.strip() for field in line.split("\t")] if tabbed else line.split()
+        if len(fields) < 2 or not tabbed and len(fields) > 2:
+            expected = "source<TAB>target" if tabbed else "'source target' (or source<TAB>target where ids hold spaces)"
+            raise FileFormatError(f"line {line_no} has {len(fields)} column(s); expected {expected}", path)
+        pairs[(fields[0], fields[1])] = None
     if not pairs:
         raise FileFormatError("holds no id pairs", path)
     return list(pairs)

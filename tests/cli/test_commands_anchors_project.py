@@ -167,14 +167,16 @@ def test_anchors_pairs_map_ids_across_vocabularies(data, tmp_path):
     assert t.ids == [f"en-{i}" for i in range(N)] and t.matrix.shape == (N, D)
 
 
-@pytest.mark.parametrize("strategy", ["random", "fps"])
-def test_anchors_drawn_only_among_ids_with_a_pair(data, tmp_path, strategy):
+@pytest.mark.parametrize(("strategy", "separator"), [("random", "\t"), ("fps", "\t"), ("fps", " ")],
+                         ids=["random", "fps", "fps-space-separated"])
+def test_anchors_drawn_only_among_ids_with_a_pair(data, tmp_path, strategy, separator):
     """`anchors SRC -n K --pairs P --target TGT`: only rows whose id has a pair with an id of TGT are
-    candidates (a dictionary covers part of a vocabulary, and names words TGT lacks)."""
+    candidates (a dictionary covers part of a vocabulary, and names words TGT lacks). Space-separated
+    is how the MUSE dictionaries are written."""
     en = write_embeddings(tmp_path / "en.h5", data.x, ids=[f"en-{i}" for i in range(N)])
     fr = write_embeddings(tmp_path / "fr.h5", data.y[: N // 2], ids=[f"fr-{i}" for i in range(N // 2)])
-    lines = [f"en-{i}\tfr-{i // 2}" for i in range(0, N, 3)]  # many-to-one; fr-k exists only for k < N/2
-    lines += [f"en-{i}\tfr-{i}" for i in range(1, N, 3)]  # one-to-one where fr-i exists (i < N/2)
+    lines = [f"en-{i}{separator}fr-{i // 2}" for i in range(0, N, 3)]  # many-to-one; fr-k exists only for k < N/2
+    lines += [f"en-{i}{separator}fr-{i}" for i in range(1, N, 3)]  # one-to-one where fr-i exists (i < N/2)
     (tmp_path / "pairs.tsv").write_text("\n".join(lines) + "\n")
     eligible = {f"en-{i}" for i in range(0, N, 3)} | {f"en-{i}" for i in range(1, N // 2, 3)}
     out = tmp_path / "en_a.h5"

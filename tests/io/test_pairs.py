@@ -1,0 +1,57 @@
+"""Pair lists (`--pairs`): bilingual dictionaries as users have them, tab- or space-separated."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relcli.errors import FileFormatError
+from relcli.io.join import read_pairs
+
+# ids as dictionaries hold them: words with punctuation, quotes, accents, non-Latin scripts
+WORD = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters="\x85"),
+               min_size=1, max_size=8).filter(lambda w: not w.startswith("#"))
+
+
+def test_a_muse_dictionary_is_read_space_separated_many_to_many(tmp_path):
+    """The MUSE dictionaries (`en-fr.0-5000.txt`) are 'source target' a line, a word with several
+    translations on several lines."""
+    path = tmp_path / "en-fr.txt"
+    path.write_text('the le\nthe la\nthe les\ncat chat\n" "\nl\'homme man\n  well   bien  \n\n')
+    assert read_pairs(path) == [("the", "le"), ("the", "la"), ("the", "les"), ("cat", "chat"), ('"', '"'),
+                                ("l'homme", "man"), ("well", "bien")]
+
+
+def test_a_tab_separated_file_keeps_spaces_inside_ids_and_quotes_verbatim(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text('new york\tnew-york\textra column\n"quoted"\t\'x\'\r\nsolo\t2\n')
+    assert read_pairs(path) == [("new york", "new-york"), ('"quoted"', "'x'"), ("solo", "2")]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
+    path = tmp_path / "pairs.txt"
+    path.write_bytes("\ufeffa b\nc d\n".encode())
+    assert read_pairs(path) == [("a", "b"), ("c", "d")]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("a b\nc\n", "line 2 has 1 column(s); expected 'source target'"),
+    ("a b\nnew york nueva york\n", "line 2 has 4 column(s); expected 'source target' (or source<TAB>target"),
+    ("a\tb\nc\n", "line 2 has 1 column(s); expected source<TAB>target"),
+    ("# only a comment\n\n", "holds no id pairs"),
+])
+def test_malformed_lines_are_named(tmp_path, content, message):
+    path = tmp_path / "pairs.txt"
+    path.write_text(content)
+    with pytest.raises(FileFormatError) as raised:
+        read_pairs(path)
+    assert raised.value.message.startswith(message)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.lists(st.tuples(WORD, WORD), min_size=1, max_size=20), tabbed=st.booleans())
+def test_written_pairs_read_back_in_order_without_repeats(tmp_path_factory, pairs, tabbed):
+    path = tmp_path_factory.mktemp("pairs") / "pairs.txt"
+    path.write_text("".join(f"{a}{chr(9) if tabbed else ' '}{b}\n" for a, b in pairs), encoding="utf-8")
+    assert read_pairs(path) == list(dict.fromkeys(pairs))
