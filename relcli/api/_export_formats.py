@@ -1,4 +1,4 @@
-"""The writers behind ``api.export`` (Parquet, ``.npy`` + id/label lists, JSON lines) and the helpers
+"""The writers behind ``api.export`` (Parquet, ``.npy`` + id/label lists, JSON lines, ``.vec``) and the helpers
 export and import share: formats by extension, the pyarrow check, ``.npy`` sidecar names."""
 
 from __future__ import annotations
@@ -11,17 +11,20 @@ import numpy as np
 
 from relcli.errors import OutputError, UsageError
 
-FORMATS = {".parquet": "parquet", ".npy": "npy", ".jsonl": "jsonl"}
+FORMATS = {".parquet": "parquet", ".npy": "npy", ".jsonl": "jsonl", ".vec": "vec"}
 EXPORT_DTYPES = ("float32", "float64")
 NPY_HEADER_BYTES = 128  # magic, version, length and the padded header dict: a multiple of 64, as numpy writes
 
 
-def _format(path: Path, option: str, verb: str) -> str:
+def _format(path: Path, option: str, verb: str, gzipped: bool = False) -> str:
+    """The format of ``path`` by its extension; ``gzipped``: ``.vec.gz`` is one too (import reads it)."""
+    if gzipped and path.name.lower().endswith(".vec.gz"):
+        return "vec"
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise UsageError(f"{option}: relcli {verb} .parquet, .npy or .jsonl (by extension), not "
-                         f"{path.suffix.lower() or '(none)'!r}", path) from None
+        raise UsageError(f"{option}: relcli {verb} .parquet, .npy, .jsonl or .vec{' (or .vec.gz)' if gzipped else ''} "
+                         f"(by extension), not {path.suffix.lower() or '(none)'!r}", path) from None
 
 
 def _need_pyarrow():
@@ -114,6 +117,32 @@ class _NpySink(_Sink):
     def close(self) -> None:
         self.handle.seek(0)
         self.handle.write(npy_header(self.rows, self.dim, self.dtype))
+        self.handle.close()
+
+
+class _VecSink(_Sink):
+    """``.vec`` text (``relcli.io.wordvec``): the ids are the words; the header's row count is
+    rewritten at the end."""
+
+    def __init__(self, temp, path, dim, dtype):
+        from relcli.io.wordvec import header_line
+
+        super().__init__(temp, path, dim, dtype)
+        self.handle, self.rows = open(temp, "wb"), 0
+        self.handle.write(header_line(0, dim))
+
+    def _append(self, block, ids, labels) -> None:
+        from relcli.io.wordvec import PARSE_ROWS, vector_lines
+
+        for lo in range(0, len(block), PARSE_ROWS):  # the text of a whole chunk would take several times its memory
+            self.handle.write(vector_lines(block[lo:lo + PARSE_ROWS], ids[lo:lo + PARSE_ROWS], self.dtype, self.path))
+        self.rows += len(block)
+
+    def close(self) -> None:
+        from relcli.io.wordvec import header_line
+
+        self.handle.seek(0)
+        self.handle.write(header_line(self.rows, self.dim))
         self.handle.close()
 
 

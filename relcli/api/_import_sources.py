@@ -1,5 +1,5 @@
 """The readers behind ``api.import_file``: ``.npy`` (+ id/label text files), JSON lines and Parquet,
-each giving ``RowLoop.read`` what it needs of a reader."""
+each giving ``RowLoop.read`` what it needs of a reader (``.vec`` word vectors: ``relcli.io.wordvec``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def _read_lines(path: Path, what: str) -> list[str]:
         raise FileFormatError(f"{what} is not valid UTF-8 text", path) from None
     except OSError as exc:
         raise FileFormatError(f"cannot read {what}: {exc.strerror or exc}", path) from None
+
+
+def word_vector_source(path: Path):
+    """A ``.vec``/``.vec.gz`` file's reader, its words typed as every text id is (``_typed``)."""
+    from relcli.io.wordvec import WordVectorSource
+
+    source = WordVectorSource(path)
+    source.ids = _typed(source.ids.tolist(), path, "words")
+    return source
 
 
 class _Source:

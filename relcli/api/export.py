@@ -1,4 +1,4 @@
-"""``api.export`` and ``api.import_file``: embedding files to and from Parquet, ``.npy`` and JSON lines.
+"""``api.export`` and ``api.import_file``: embedding files to and from Parquet, ``.npy``, JSON lines and ``.vec``.
 
 Formats, chosen by the extension of the file written (export) or read (import):
 
@@ -16,8 +16,12 @@ Formats, chosen by the extension of the file written (export) or read (import):
 - ``.jsonl``: one object per row, ``{"id": ..., "label": ..., "vector": [...]}`` (``label`` when
   present). Numbers are written as the exact decimal of the stored float (float32 values widened
   to double), so reading them back as doubles and narrowing gives the same bits.
+- ``.vec``: word vectors in the word2vec/fastText text format, the ids as the words (``N D``, then
+  ``word v_1 … v_D`` a line; ``relcli.io.wordvec``), with the digits that read back bit for bit.
+  No labels, no metadata: what fastText, MUSE and gensim read. Import also reads ``.vec.gz`` and
+  files without the header (GloVe).
 
-Import reads these three back (and Parquet from other tools: the vector column may be a list,
+Import reads these four back (and Parquet from other tools: the vector column may be a list,
 large list or fixed-size list of floats or integers; ``id``/``label`` columns are optional) and
 writes ``.h5``/``.safetensors`` through the same row loop and writer as every other step. Ids and
 labels in ``.txt`` files that all read as canonical integers (``str(int(s)) == s``) become int64.
@@ -43,10 +47,11 @@ from relcli.api._export_formats import (
     _need_pyarrow,
     _NpySink,
     _ParquetSink,
+    _VecSink,
     npy_header,
     sidecars,
 )
-from relcli.api._import_sources import _JsonlSource, _NpySource, _ParquetSource
+from relcli.api._import_sources import _JsonlSource, _NpySource, _ParquetSource, word_vector_source
 from relcli.api._results import Progress, Result
 from relcli.api._rows import RowLoop
 from relcli.api.split import id_lines
@@ -94,6 +99,12 @@ def export(
             id_lines(ids.tolist(), input)
             if labels is not None:
                 id_lines(labels.tolist(), input, "labels")
+        if kind == "vec":
+            from relcli.io.wordvec import words
+
+            words(ids, input)  # the same: fail before the work when an id cannot be a word
+            if labels is not None:
+                warnings.append(f"{output.name} holds no labels: the .vec format has no place for them")
         parameters = {"format": kind, "dtype": out_dtype, "key": key}
         metadata = {"format": 1, "source_kind": reader.kind, "source_dtype": reader.dtype,
                     "source_provenance": reader.attrs.get("provenance"),
@@ -107,6 +118,8 @@ def export(
                     sink = _ParquetSink(temp, output, reader.dim, out_dtype, ids, labels, metadata)
                 elif kind == "npy":
                     sink = _NpySink(temp, output, reader.dim, out_dtype, reader.n_rows)
+                elif kind == "vec":
+                    sink = _VecSink(temp, output, reader.dim, out_dtype)
                 else:
                     sink = _JsonlSink(temp, output, reader.dim, out_dtype)
             except OSError as exc:
@@ -151,7 +164,8 @@ def import_file(
     batch_size: int | None = DEFAULT_BATCH,
     progress: Progress | None = None,
 ) -> Result:
-    """Read Parquet, ``.npy`` (+ ``NAME.ids.txt``/``NAME.labels.txt``) or JSON lines into an ``.h5``/``.safetensors`` file.
+    """Read Parquet, ``.npy`` (+ ``NAME.ids.txt``/``NAME.labels.txt``), JSON lines or word vectors (``.vec``,
+    ``.vec.gz``: the words become the ids) into an ``.h5``/``.safetensors`` file.
 
     ``vector_column`` (Parquet, JSONL): default ``vector`` (Parquet: else the only list column).
     ``id_column``/``label_column``: default ``id``/``label`` when present, ``""`` for none.
@@ -165,23 +179,29 @@ def import_file(
     from relcli.io.embeddings import EmbeddingWriter
 
     input, output = Path(input), check_output(output)
-    kind = _format(input, "INPUT", "import reads")
+    kind = _format(input, "INPUT", "import reads", gzipped=True)
     check_batch_size(batch_size)
     if not input.is_file():
         raise FileFormatError("no such file", input)
     if kind != "npy" and (ids is not None or labels is not None):
         raise UsageError("--ids/--labels files go with a .npy input; Parquet and JSONL have columns (--id-column, --label-column)")
-    if kind == "npy" and (vector_column or id_column is not None or label_column is not None):
-        raise UsageError("a .npy input has no columns: give --ids/--labels files instead")
+    if kind in ("npy", "vec") and (vector_column or id_column is not None or label_column is not None):
+        raise UsageError(f"a .{kind} input has no columns" + (": give --ids/--labels files instead" if kind == "npy" else ""))
     if kind == "parquet":
         _need_pyarrow()
         source = _ParquetSource(input, vector_column, id_column, label_column)
     elif kind == "npy":
         source = _NpySource(input, None if ids is None else Path(ids), None if labels is None else Path(labels))
+    elif kind == "vec":
+        source = word_vector_source(input)
     else:
         source = _JsonlSource(input, vector_column or "vector", id_column, label_column)
     try:
-        out_dtype = output_dtype(dtype, "float32" if kind == "jsonl" else source.dtype)
+        if source.ids is not None:
+            from relcli.io._reader import check_unique
+
+            check_unique(source.ids, input)  # named in the file read, not in the one being written
+        out_dtype = output_dtype(dtype, "float32" if kind in ("jsonl", "vec") else source.dtype)
         inputs = [input] + ([f for f in source.files if f is not None] if kind == "npy" else [])
         parameters = {"format": kind, "vector_column": getattr(source, "vector_column", None),
                       "id_column": getattr(source, "id_column", None), "label_column": getattr(source, "label_column", None)}
@@ -197,5 +217,10 @@ def import_file(
                 raise DataError("no row could be imported", input)
     finally:
         source.close()
+    warnings = []
+    if getattr(source, "replaced", None):
+        lines = source.replaced
+        warnings.append(f"{input}: the words of {len(lines):,} line(s) hold bytes that are not UTF-8 (first: line {lines[0]}); "
+                        "they were read with U+FFFD in their place")
     return Result("import", output, loop.written, source.dim, len(loop.dropped), loop.dropped_ids,
-                  parameters=parameters, files={"output": output})
+                  parameters=parameters, files={"output": output}, warnings=warnings)

@@ -1,4 +1,4 @@
-"""``relcli export`` / ``relcli import``: embedding files to and from Parquet, .npy (+ id list) and JSON lines."""
+"""``relcli export`` / ``relcli import``: embedding files to and from Parquet, .npy (+ id list), JSON lines and .vec."""
 
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -15,7 +15,8 @@ ExportDtype = Literal["float32", "float64"]
 def export(
     input: Annotated[Path, typer.Argument(help="Embedding file to export (.h5, .safetensors, .npy).")],
     output: Annotated[Path, typer.Option("-o", "--output", help=".parquet (id, label, vector: fixed-size list), .npy (+ "
-                                         "NAME.ids.txt, NAME.labels.txt) or .jsonl ({id, label, vector} per line), by extension.")],
+                                         "NAME.ids.txt, NAME.labels.txt), .jsonl ({id, label, vector} per line) or .vec "
+                                         "(word2vec/fastText text, ids as words), by extension.")],
     dtype: Annotated[Optional[ExportDtype], typer.Option("--dtype", help="Vector type (default: float64 for float64 "
                                                          "files, else float32: nothing is lost).")] = None,
     drop_invalid: opt.DropInvalid = False,
@@ -26,16 +27,17 @@ def export(
     verbose: opt.Verbose = False,
     debug: opt.Debug = False,
 ) -> None:
-    """Export an embedding file for other tools: Parquet (pandas, DuckDB, LanceDB), .npy + id list, or JSON lines.
+    """Export an embedding file for other tools: Parquet (pandas, DuckDB, LanceDB), .npy + id list, JSON lines or .vec.
 
     Streams row by row and writes atomically (all files or none). Files without ids get their row
-    numbers as ids. JSON numbers are exact, so `relcli import` gives back the same bits.
+    numbers as ids. JSON and .vec numbers are exact, so `relcli import` gives back the same bits.
 
     \b
     Examples:
       relcli export y.h5 -o y.parquet
       relcli export y.h5 -o y.npy               (writes y.npy, y.ids.txt and, with labels, y.labels.txt)
       relcli export y.h5 -o y.jsonl
+      relcli export fr_in_en.h5 -o fr_in_en.vec  (word vectors for fastText, MUSE, gensim)
       duckdb -c "SELECT id, label, vector[1] FROM 'y.parquet' LIMIT 3"
     """
     configure(None, quiet, verbose, debug)
@@ -50,7 +52,8 @@ def export(
 
 @command
 def import_(
-    input: Annotated[Path, typer.Argument(help=".parquet, .npy or .jsonl to read (by extension).")],
+    input: Annotated[Path, typer.Argument(help=".parquet, .npy, .jsonl or .vec/.vec.gz (word "
+                                                "vectors: the words become the ids) to read (by extension).")],
     output: opt.Output,
     vector_column: Annotated[Optional[str], typer.Option("--vector-column", help="Parquet/JSONL: the vector column, a "
                                                          "list or fixed-size list of numbers (default: 'vector'; Parquet: "
@@ -70,7 +73,7 @@ def import_(
     verbose: opt.Verbose = False,
     debug: opt.Debug = False,
 ) -> None:
-    """Import Parquet, .npy (+ id list) or JSON lines into an embedding file (.h5 or .safetensors).
+    """Import Parquet, .npy (+ id list), JSON lines or word vectors (.vec) into an embedding file (.h5 or .safetensors).
 
     Parquet from other tools works too (pandas list<double>, LanceDB fixed-size lists). Ids and
     labels in .txt files that are all integers become integers.
@@ -81,6 +84,7 @@ def import_(
       relcli import y.npy -o y.safetensors      (reads y.ids.txt and y.labels.txt when they are there)
       relcli import table.parquet --vector-column embedding --id-column doc_id --label-column '' -o docs.h5
       relcli import y.jsonl -o y.h5
+      relcli import cc.fr.300.vec.gz -o fr.h5   (fastText/word2vec text, with or without the 'N D' header)
     """
     configure(None, quiet, verbose, debug)
     from relcli import api
