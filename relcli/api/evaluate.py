@@ -11,7 +11,7 @@ from relcli.api._context import (
     DEFAULT_BATCH, as_path, blame, check_batch_size, check_seed, compute_dtype_of, resolve_device, rows_by_keys, rows_per_chunk,
     select_by_ids,
 )
-from relcli.api._results import Evaluation
+from relcli.api._results import Evaluation, Progress
 from relcli.api._rows import RowLoop
 from relcli.errors import DataError, UsageError
 
@@ -62,31 +62,29 @@ def _load(reader, rows, device, need_direction: bool, batch_size: int):
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-#: metrics that are means over rows: computed chunk by chunk, so memory stays flat in the row count
-ROW_METRICS = {"cosine", "mse"}
+class _FileRows:
+    """The judged rows (``mine``) and their reference rows (``theirs``, aligned by id), read chunk by
+    chunk for ``relcli.core.paired.paired_metrics`` (a ``PairedRows``): rows that cannot be used
+    are an error naming their ids."""
 
+    def __init__(self, judged, ref, mine, theirs, device, need_direction: bool, batch_size, dtype):
+        self.judged, self.ref, self.mine, self.theirs = judged, ref, mine, theirs
+        self.device, self.need_direction, self.batch_size, self.dtype = device, need_direction, batch_size, dtype
+        self.n = len(mine)
+        self.chunk_rows = rows_per_chunk(batch_size, max(judged.dim, ref.dim))
 
-def _row_metrics(judged, selected, ref, rows, names, device, batch_size) -> dict[str, float]:
-    """``cosine`` and ``mse`` (``relcli.core.metrics``) over aligned chunks of both files, weighted by their size."""
-    import torch
+    def _rows(self, reader, picked):
+        return _load(reader, picked, self.device, self.need_direction, self.batch_size).to(self.dtype)
 
-    from relcli.core.metrics import mean_cosine, mse
+    def chunks(self, pred: bool = True, ref: bool = True):
+        for start in range(0, self.n, self.chunk_rows):
+            stop = start + self.chunk_rows
+            yield (start, self._rows(self.judged, self.mine[start:stop]) if pred else None,
+                   self._rows(self.ref, self.theirs[start:stop]) if ref else None)
 
-    need_direction = "cosine" in names
-    mine = np.arange(judged.n_rows, dtype=np.int64) if selected is None else np.asarray(selected, dtype=np.int64)
-    theirs = np.asarray(rows, dtype=np.int64)
-    step = rows_per_chunk(batch_size, max(judged.dim, ref.dim))
-    totals = dict.fromkeys(names, 0.0)
-    for start in range(0, len(mine), step):
-        pred = _load(judged, mine[start:start + step], device, need_direction, batch_size)
-        truth = _load(ref, theirs[start:start + step], device, need_direction, batch_size)
-        dtype = torch.promote_types(pred.dtype, truth.dtype)
-        pred, truth = pred.to(dtype), truth.to(dtype)
-        if "cosine" in names:
-            totals["cosine"] += mean_cosine(pred, truth) * pred.shape[0]
-        if "mse" in names:
-            totals["mse"] += mse(pred, truth) * pred.shape[0]
-    return {name: totals[name] / len(mine) for name in names}
+    def rows(self, indices):
+        picked = indices.cpu().numpy()
+        return self._rows(self.judged, self.mine[picked]), self._rows(self.ref, self.theirs[picked])
 
 
 def evaluate(
@@ -105,6 +103,7 @@ def evaluate(
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
+    progress: Progress | None = None,
 ) -> Evaluation:
     """Score ``input`` against ``reference``: embedding metrics, or accuracy/F1 for a predictions file.
 
@@ -116,7 +115,7 @@ def evaluate(
     """
     import torch
 
-    from relcli.core.evaluation import across_spaces, compute_embedding_metrics, compute_label_metrics, parse_metrics
+    from relcli.core.evaluation import across_spaces, compute_label_metrics, parse_metrics
     from relcli.io.spaces import check_same_space, read_space
     from relcli.io.embeddings import open_embeddings
     from relcli.io.kinds import expect_kind
@@ -158,21 +157,24 @@ def evaluate(
             predicted = judged.labels if selected is None else judged.labels[selected]
             predicted_codes, true_codes = _label_codes(predicted, ref.labels[rows])
             results = compute_label_metrics(predicted_codes, true_codes, names)
-        elif set(names) <= ROW_METRICS:
-            with blame(input):
-                results = _row_metrics(judged, selected, ref, rows, names, torch_device, batch_size)
         else:
-            need_direction = any(m not in ("mse", "cka") for m in names)
-            pred = _load(judged, selected, torch_device, need_direction, batch_size)
-            truth = _load(ref, rows, torch_device, need_direction, batch_size)
+            from relcli.core.evaluation import check_metric_counts, parsed_metrics
+            from relcli.core.paired import paired_metrics
+
+            parsed = parsed_metrics(names)
+            with blame(input):
+                check_metric_counts(parsed, n)
             if query_sample is None and n > LARGE_N and any(m not in ("cosine", "mse", "cka") for m in names):
                 query_sample = DEFAULT_QUERY_SAMPLE
-            dtype = torch.promote_types(pred.dtype, truth.dtype)
+            mine = np.arange(judged.n_rows, dtype=np.int64) if selected is None else np.asarray(selected, dtype=np.int64)
+            dtype = torch.promote_types(compute_dtype_of(judged.dtype), compute_dtype_of(ref.dtype))
+            need_direction = any(m not in ("mse", "cka") for m in names)
+            source = _FileRows(judged, ref, mine, np.asarray(rows, dtype=np.int64), torch_device, need_direction,
+                               batch_size, dtype)
             with blame(input):
-                results = compute_embedding_metrics(
-                    pred.to(dtype), truth.to(dtype), names, chunk_rows=query_batch,
-                    query_sample=query_sample if query_sample is None else builtins.min(query_sample, n), seed=seed,
-                )
+                results = paired_metrics(source, parsed, query_batch,
+                                         query_sample if query_sample is None else builtins.min(query_sample, n), seed,
+                                         progress=progress)
     report = {"file": str(input), "reference": str(reference), "rows": n, "metrics": results}
     if selected is not None:
         report["selection"] = {"ids": None if ids is None else str(ids), "exclude_ids": None if exclude_ids is None else str(exclude_ids)}

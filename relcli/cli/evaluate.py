@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from relcli.cli import _options as opt
-from relcli.cli._runtime import command, configure, detail, error, settings
+from relcli.cli._runtime import ProgressBar, command, configure, detail, error, settings
 
 METRICS_HELP = """Comma-separated metrics (default: all that apply). Embeddings vs reference rows (same id):
 cosine = mean_i cos(pred_i, ref_i); mse = mean (pred - ref)^2 per element;
@@ -16,7 +16,7 @@ top{k} = fraction of rows whose reference is among the k most cosine-similar ref
 (rank_i = 1 + #{j != i: cos(p_i, r_j) > cos(p_i, r_i)}); mrr = mean 1/rank_i; mrr@{k} = mean of 1/rank_i
 if rank_i <= k else 0 (relreps); jaccard@{k} = mean |kNN_pred(i) & kNN_ref(i)| / |kNN_pred(i) | kNN_ref(i)|;
 cka = linear CKA ||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F) on column-centred data (works across dimensions);
-csls_top{k} = top-k under CSLS = 2cos - r_T - r_S with 10-NN mean cosines.
+csls_top{k} = top-k under CSLS = 2cos - r_T - r_S with 10-NN mean cosines (r_S among the queries' rows).
 Predictions vs reference labels: accuracy; macro_f1 = mean over classes of 2TP / (2TP + FP + FN)."""
 
 
@@ -54,8 +54,8 @@ def evaluate(
     ids: opt.Ids = None,
     exclude_ids: opt.ExcludeIds = None,
     query_sample: Annotated[
-        Optional[int], typer.Option("--query-sample", min=1, help="Retrieval over this many sampled queries (default: all, "
-                                    "or 10,000 above 50,000 rows).")
+        Optional[int], typer.Option("--query-sample", min=1, help="Retrieval, Jaccard and CSLS over this many "
+                                    "sampled queries, each against every row (default: all, or 10,000 above 50,000 rows).")
     ] = None,
     query_batch: Annotated[int, typer.Option("--query-batch", min=1, help="Query rows per similarity block.")] = 4096,
     seed: opt.Seed = 0,
@@ -79,11 +79,12 @@ def evaluate(
     gates_min, gates_max = parse_gates(minimum, "--min"), parse_gates(maximum, "--max")
     from relcli import api
 
-    result = api.evaluate(
-        input, reference=reference, metrics=metrics, min=gates_min, max=gates_max, ids=ids, exclude_ids=exclude_ids,
-        query_sample=query_sample, query_batch=query_batch, seed=seed, key=key, batch_size=batch_size,
-        force=force, device=settings.device,
-    )
+    with ProgressBar() as bar:
+        result = api.evaluate(
+            input, reference=reference, metrics=metrics, min=gates_min, max=gates_max, ids=ids, exclude_ids=exclude_ids,
+            query_sample=query_sample, query_batch=query_batch, seed=seed, key=key, batch_size=batch_size,
+            force=force, device=settings.device, progress=bar,
+        )
     for message in result.details:
         detail(message)
     _print(result.report, output_format)

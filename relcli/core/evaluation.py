@@ -8,26 +8,11 @@ name is validated, for the CLI and the Python API alike.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
-from relcli.core._common import l2_normalize
-from relcli.core.metrics import (
-    SIMILARITY_CHUNK_ROWS,
-    _check_k,
-    _csls_ranks,
-    _pair,
-    _rank_summary,
-    _retrieval_ranks,
-    accuracy,
-    jaccard_at_k,
-    linear_cka,
-    macro_f1,
-    mean_cosine,
-    mse,
-    query_indices,
-)
+from relcli.core.metrics import SIMILARITY_CHUNK_ROWS, _check_k, _pair, accuracy, macro_f1, tensor_metrics
 from relcli.errors import UsageError
 
 EMBEDDING_METRICS: tuple[str, ...] = (
@@ -50,7 +35,8 @@ METRIC_DOCS: dict[str, str] = {
     ),
     "cka": "linear CKA ||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F) on column-centred pred X and ref Y",
     "csls_top1": (
-        "top-1 retrieval under CSLS = 2cos(p_i,r_j) - r_T(p_i) - r_S(r_j), 10-NN mean cosines (Conneau et al. 2018)"
+        "top-1 retrieval under CSLS = 2cos(p_i,r_j) - r_T(p_i) - r_S(r_j), 10-NN mean cosines (Conneau et al. 2018); "
+        "r_S over the queries' pred rows (every row, or the --query-sample)"
     ),
     "accuracy": "mean_i [pred_label_i == true_label_i]",
     "macro_f1": "mean over classes c in true|pred of 2TP_c / (2TP_c + FP_c + FN_c)",
@@ -121,21 +107,27 @@ def compute_embedding_metrics(
     One retrieval pass serves every top-k/MRR name; ``query_sample``/``seed`` apply to the
     retrieval, Jaccard and CSLS metrics. Unknown names are a ``UsageError``.
     """
-    names = list(EMBEDDING_METRICS if names is None else names)
+    parsed = parsed_metrics(EMBEDDING_METRICS if names is None else names)
+    across = all(kind in ACROSS_SPACES for kind, _ in parsed.values())
+    pred, ref = _pair(pred, ref, same_dims=not across)
+    check_metric_counts(parsed, pred.shape[0])
+    return tensor_metrics(pred, ref, parsed, chunk_rows, query_sample, seed, CSLS_NEIGHBOURS)
+
+
+def parsed_metrics(names: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+    """name -> (family, k) of embedding metric names (``UsageError`` for one that is not)."""
     parsed: dict[str, tuple[str, int | None]] = {}
     for name in names:
         family = _family(name)
         if family is None:
             raise _unknown(name, EMBEDDING_METRICS, with_k=True)
         parsed[name] = family
+    return parsed
 
-    across_spaces = all(kind in ACROSS_SPACES for kind, _ in parsed.values())
-    pred, ref = _pair(pred, ref, same_dims=not across_spaces)
-    n = pred.shape[0]
-    ranking = {"top", "mrr", "mrr@"}
-    need_unit = any(kind in ranking | {"jaccard@", "csls_top"} for kind, _ in parsed.values())
-    if need_unit:
-        p_hat, r_hat = l2_normalize(pred, "pred"), l2_normalize(ref, "ref")
+
+def check_metric_counts(parsed: dict[str, tuple[str, int | None]], n: int) -> None:
+    """Every k must leave enough rows: top{k} and csls_top{k} k ≤ n, jaccard@{k} k < n, CSLS's
+    neighbourhood ≤ n (a ``DataError`` naming the metric)."""
     for kind, k in parsed.values():
         if kind in ("top", "csls_top"):
             _check_k(k, n, f"{kind}{k}: k", n)
@@ -143,29 +135,6 @@ def compute_embedding_metrics(
             _check_k(k, n - 1, f"jaccard@{k}: k", n)
     if any(kind == "csls_top" for kind, _ in parsed.values()):
         _check_k(CSLS_NEIGHBOURS, n, "CSLS neighbourhood size", n)
-
-    queries = query_indices(n, query_sample, seed)
-    cache: dict[str, torch.Tensor] = {}
-
-    def ranks(kind: str) -> torch.Tensor:
-        if kind not in cache:
-            if kind == "csls":
-                cache[kind] = _csls_ranks(p_hat, r_hat, CSLS_NEIGHBOURS, queries, chunk_rows)
-            else:
-                cache[kind] = _retrieval_ranks(p_hat, r_hat, queries, chunk_rows)
-        return cache[kind]
-
-    compute: dict[str, Callable[[int | None], float]] = {
-        "cosine": lambda k: mean_cosine(pred, ref, chunk_rows),
-        "mse": lambda k: mse(pred, ref, chunk_rows),
-        "cka": lambda k: linear_cka(pred, ref, chunk_rows),
-        "top": lambda k: _rank_summary(ranks("plain"), [k], [])[f"top{k}"],
-        "mrr": lambda k: _rank_summary(ranks("plain"), [], [])["mrr"],
-        "mrr@": lambda k: _rank_summary(ranks("plain"), [], [k])[f"mrr@{k}"],
-        "jaccard@": lambda k: jaccard_at_k(pred, ref, k, chunk_rows, query_sample, seed),
-        "csls_top": lambda k: _rank_summary(ranks("csls"), [k], [], prefix="csls_")[f"csls_top{k}"],
-    }
-    return {name: float(compute[kind](k)) for name, (kind, k) in parsed.items()}
 
 
 def compute_label_metrics(pred_labels, true_labels, names: Sequence[str] | None = None) -> dict[str, float]:

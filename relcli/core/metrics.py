@@ -24,8 +24,6 @@ from relcli.core._common import (
 from relcli.errors import DataError, UsageError
 
 SIMILARITY_CHUNK_ROWS = 4096
-# At most this many similarities (chunk × n) are held at once; chunks shrink for very large n.
-_MAX_CHUNK_ELEMENTS = 1 << 26
 
 
 # --------------------------------------------------------------------------- input checks
@@ -51,19 +49,8 @@ def _pair(
     return pred.to(dtype), ref.to(device=pred.device, dtype=dtype)
 
 
-def _unit_pair(pred: torch.Tensor, ref: torch.Tensor, same_dims: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    pred, ref = _pair(pred, ref, same_dims)
-    return l2_normalize(pred, "pred"), l2_normalize(ref, "ref")
-
-
 def _tie_tol(dtype: torch.dtype) -> float:
     return 32 * torch.finfo(dtype).eps
-
-
-def _sim_chunk(n: int, chunk_rows: int | None) -> int:
-    """Rows per chunk so that a chunk × n similarity block stays within the element budget."""
-    step = n if not chunk_rows or chunk_rows <= 0 else chunk_rows
-    return max(1, min(step, _MAX_CHUNK_ELEMENTS // max(n, 1)))
 
 
 def _check_k(k: int, limit: int, what: str, n: int) -> int:
@@ -120,22 +107,6 @@ def mse(pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int | None = DEFAULT_
 
 
 # --------------------------------------------------------------------------- retrieval
-def _retrieval_ranks(
-    p_hat: torch.Tensor, r_hat: torch.Tensor, queries: torch.Tensor, chunk_rows: int | None
-) -> torch.Tensor:
-    """rank_i = 1 + #{j ≠ i: s_ij > s_ii + τ} with s_ij = cos(pred_i, ref_j), for i in ``queries``."""
-    n = r_hat.shape[0]
-    tol = _tie_tol(p_hat.dtype)
-    queries = queries.to(p_hat.device)
-    ranks = torch.empty(len(queries), dtype=torch.int64, device=p_hat.device)
-    for rows in row_chunks(len(queries), _sim_chunk(n, chunk_rows)):
-        q = queries[rows]
-        sims = p_hat[q] @ r_hat.T
-        own = sims.gather(1, q[:, None])
-        ranks[rows] = 1 + (sims > own + tol).sum(dim=1)
-    return ranks
-
-
 def _rank_summary(ranks: torch.Tensor, ks: Iterable[int], mrr_ks: Iterable[int], prefix: str = "") -> dict[str, float]:
     ranks64 = ranks.to(torch.float64)
     out: dict[str, float] = {}
@@ -146,6 +117,27 @@ def _rank_summary(ranks: torch.Tensor, ks: Iterable[int], mrr_ks: Iterable[int],
         for k in mrr_ks:
             out[f"mrr@{k}"] = float(torch.where(ranks <= k, 1.0 / ranks64, torch.zeros_like(ranks64)).mean())
     return out
+
+
+def tensor_metrics(pred: torch.Tensor, ref: torch.Tensor, wanted: dict[str, tuple[str, int | None]],
+                   chunk_rows: int | None, query_sample: int | None, seed: int, csls_neighbours: int = 10) -> dict[str, float]:
+    """``relcli.core.paired.paired_metrics`` on two matrices in memory: both checked (rows, dims,
+    NaN/Inf; zero rows where a direction is needed), then read in chunks that keep a query block ×
+    chunk similarity block within its budget."""
+    from relcli.core.paired import SIMILARITY_ELEMENTS, TensorRows, paired_metrics
+
+    families = {family for family, _ in wanted.values()}
+    across = families <= {"cka", "jaccard@"}
+    names = ("x", "y") if families == {"cka"} else ("pred", "ref")
+    pred, ref = _pair(pred, ref, same_dims=not across, names=names)
+    zero_ok = families <= {"mse", "cka"}
+    check_rows(pred, names[0], allow_zero=zero_ok)
+    check_rows(ref, names[1], allow_zero=zero_ok)
+    n = pred.shape[0]
+    queries = n if query_sample is None else min(n, query_sample)
+    per_block = max(1, min(chunk_rows or queries, queries))
+    chunk = max(1, min(n, SIMILARITY_ELEMENTS // per_block))
+    return paired_metrics(TensorRows(pred, ref, chunk), wanted, chunk_rows, query_sample, seed, csls_neighbours)
 
 
 def retrieval(
@@ -166,12 +158,11 @@ def retrieval(
     ``query_sample=m`` averages over a seeded random subset of m queries (see ``query_indices``),
     each still ranked among all n ref rows. k > n is a ``DataError`` (an mrr@k with k ≥ n is MRR).
     """
-    p_hat, r_hat = _unit_pair(pred, ref)
-    n = p_hat.shape[0]
+    n = check_matrix(pred, "pred").shape[0]
     ks = [_check_k(k, n, "top-k k", n) for k in ks]
     mrr_ks = [_check_k(k, math.inf, "mrr@k k", n) for k in mrr_ks]
-    ranks = _retrieval_ranks(p_hat, r_hat, query_indices(n, query_sample, seed), chunk_rows)
-    return _rank_summary(ranks, ks, mrr_ks)
+    wanted = {f"top{k}": ("top", k) for k in ks} | {"mrr": ("mrr", None)} | {f"mrr@{k}": ("mrr@", k) for k in mrr_ks}
+    return tensor_metrics(pred, ref, wanted, chunk_rows, query_sample, seed)
 
 
 # --------------------------------------------------------------------------- neighbourhoods
@@ -203,47 +194,9 @@ def jaccard_at_k(
     otherwise). ``query_sample`` averages over a seeded subset of rows (neighbours among all rows).
     The two spaces may have different dimensions.
     """
-    p_hat, r_hat = _unit_pair(pred, ref, same_dims=False)
-    n = p_hat.shape[0]
+    n = check_matrix(pred, "pred").shape[0]
     _check_k(k, n - 1, "jaccard k", n)
-    tol = _tie_tol(p_hat.dtype)
-    queries = query_indices(n, query_sample, seed).to(p_hat.device)
-    total = torch.zeros((), dtype=torch.float64, device=p_hat.device)
-    for rows in row_chunks(len(queries), _sim_chunk(n, chunk_rows)):
-        q = queries[rows]
-        self_cols = q[:, None]
-        sp = (p_hat[q] @ p_hat.T).scatter_(1, self_cols, -math.inf)
-        sr = (r_hat[q] @ r_hat.T).scatter_(1, self_cols, -math.inf)
-        inter = (_knn_mask(sp, k, tol) & _knn_mask(sr, k, tol)).sum(dim=1).to(torch.float64)
-        total += (inter / (2 * k - inter)).sum()
-    return float(total) / len(queries)
-
-
-def _mean_topk_similarity(
-    a_hat: torch.Tensor, b_hat: torch.Tensor, k: int, chunk_rows: int | None
-) -> torch.Tensor:
-    """For each row of a: mean of its k largest cosines to rows of b (the CSLS neighbourhood term)."""
-    out = torch.empty(a_hat.shape[0], dtype=a_hat.dtype, device=a_hat.device)
-    for rows in row_chunks(a_hat.shape[0], _sim_chunk(b_hat.shape[0], chunk_rows)):
-        out[rows] = (a_hat[rows] @ b_hat.T).topk(k, dim=1).values.mean(dim=1)
-    return out
-
-
-def _csls_ranks(
-    p_hat: torch.Tensor, r_hat: torch.Tensor, k_neighbours: int, queries: torch.Tensor, chunk_rows: int | None
-) -> torch.Tensor:
-    n = r_hat.shape[0]
-    tol = 4 * _tie_tol(p_hat.dtype)
-    queries = queries.to(p_hat.device)
-    r_src = _mean_topk_similarity(r_hat, p_hat, k_neighbours, chunk_rows)  # r_S(r_j)
-    r_tgt = _mean_topk_similarity(p_hat[queries], r_hat, k_neighbours, chunk_rows)  # r_T(p_i)
-    ranks = torch.empty(len(queries), dtype=torch.int64, device=p_hat.device)
-    for rows in row_chunks(len(queries), _sim_chunk(n, chunk_rows)):
-        q = queries[rows]
-        scores = 2 * (p_hat[q] @ r_hat.T) - r_tgt[rows, None] - r_src[None, :]
-        own = scores.gather(1, q[:, None])
-        ranks[rows] = 1 + (scores > own + tol).sum(dim=1)
-    return ranks
+    return tensor_metrics(pred, ref, {"jaccard": ("jaccard@", k)}, chunk_rows, query_sample, seed)["jaccard"]
 
 
 def csls_retrieval(
@@ -259,53 +212,73 @@ def csls_retrieval(
 
     CSLS(p_i, r_j) = 2 cos(p_i, r_j) − r_T(p_i) − r_S(r_j), where r_T(p_i) is the mean cosine of
     p_i to its k nearest ref rows and r_S(r_j) the mean cosine of r_j to its k nearest pred rows
-    (k = ``k_neighbours``; neighbourhoods include the matching row). rank_i = 1 + #{j ≠ i:
-    CSLS_ij > CSLS_ii}, ties in the query's favour. Returns {"csls_top{k}": mean_i [rank_i ≤ k]}.
+    (k = ``k_neighbours``; neighbourhoods include the matching row; with ``query_sample``, the
+    nearest among the sampled pred rows). rank_i = 1 + #{j ≠ i: CSLS_ij > CSLS_ii}, ties in the
+    query's favour. Returns {"csls_top{k}": mean_i [rank_i ≤ k]}.
     """
-    p_hat, r_hat = _unit_pair(pred, ref)
-    n = p_hat.shape[0]
+    n = check_matrix(pred, "pred").shape[0]
     _check_k(k_neighbours, n, "CSLS k_neighbours", n)
     ks = [_check_k(k, n, "CSLS top-k k", n) for k in ks]
-    ranks = _csls_ranks(p_hat, r_hat, k_neighbours, query_indices(n, query_sample, seed), chunk_rows)
-    return _rank_summary(ranks, ks, (), prefix="csls_")
+    wanted = {f"csls_top{k}": ("csls_top", k) for k in ks}
+    return tensor_metrics(pred, ref, wanted, chunk_rows, query_sample, seed, k_neighbours)
 
 
 # --------------------------------------------------------------------------- CKA
+_CKA_ROWS = 4096
+
+
+class CKASums:
+    """XᵀX, YᵀY, YᵀX and the column sums of two aligned row streams, in float64, for linear CKA.
+
+    Rows are shifted by the first row seen (centring is shift invariant), which keeps the final
+    centring (XᵀX_c = XᵀX − n μ_x μ_xᵀ, ...) free of cancellation when the mean is large."""
+
+    def __init__(self):
+        self.n = 0
+        self.shift_x = self.shift_y = self.xx = self.yy = self.yx = self.sx = self.sy = None
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self.n == 0:
+            f64 = dict(dtype=torch.float64, device=x.device)
+            self.shift_x, self.shift_y = x[0].to(torch.float64), y[0].to(torch.float64)
+            self.xx, self.yy = torch.zeros(x.shape[1], x.shape[1], **f64), torch.zeros(y.shape[1], y.shape[1], **f64)
+            self.yx = torch.zeros(y.shape[1], x.shape[1], **f64)
+            self.sx, self.sy = torch.zeros(x.shape[1], **f64), torch.zeros(y.shape[1], **f64)
+        for rows in row_chunks(x.shape[0], _CKA_ROWS):  # float64 copies of a few thousand rows at a time
+            xc = x[rows].to(torch.float64) - self.shift_x
+            yc = y[rows].to(device=x.device, dtype=torch.float64) - self.shift_y
+            self.xx += xc.T @ xc
+            self.yy += yc.T @ yc
+            self.yx += yc.T @ xc
+            self.sx += xc.sum(dim=0)
+            self.sy += yc.sum(dim=0)
+        self.n += x.shape[0]
+
+    def value(self) -> float:
+        n = self.n
+        mx, my = self.sx / n, self.sy / n
+        xx = self.xx - n * torch.outer(mx, mx)
+        yy = self.yy - n * torch.outer(my, my)
+        yx = self.yx - n * torch.outer(my, mx)
+        denominator = torch.linalg.matrix_norm(xx) * torch.linalg.matrix_norm(yy)
+        if not bool(denominator > 0):
+            raise DataError("linear CKA is undefined: x or y is constant over rows (zero variance after centring)")
+        return float(torch.linalg.matrix_norm(yx) ** 2 / denominator)
+
+
 def linear_cka(x: torch.Tensor, y: torch.Tensor, chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> float:
     """Linear CKA = ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on column-centred X (n×d_x), Y (n×d_y).
 
     In [0, 1]; 1 for spaces equal up to rotation/reflection and isotropic scaling; symmetric.
-    XᵀX, YᵀY, YᵀX and the column sums are accumulated in float64 over row chunks, then centred
-    (XᵀX_c = XᵀX − n μ_x μ_xᵀ, ...). Rows are first shifted by row 0 (centring is shift
-    invariant), which keeps that subtraction free of cancellation when the mean is large.
+    XᵀX, YᵀY, YᵀX and the column sums are accumulated in float64 over row chunks (``CKASums``).
     """
     x, y = _pair(x, y, same_dims=False, names=("x", "y"))
     check_rows(x, "x", allow_zero=True)
     check_rows(y, "y", allow_zero=True)
-    n = x.shape[0]
-    f64 = dict(dtype=torch.float64, device=x.device)
-    shift_x, shift_y = x[0].to(torch.float64), y[0].to(torch.float64)
-    xx = torch.zeros(x.shape[1], x.shape[1], **f64)
-    yy = torch.zeros(y.shape[1], y.shape[1], **f64)
-    yx = torch.zeros(y.shape[1], x.shape[1], **f64)
-    sx = torch.zeros(x.shape[1], **f64)
-    sy = torch.zeros(y.shape[1], **f64)
-    for rows in row_chunks(n, chunk_rows):
-        xc = x[rows].to(torch.float64) - shift_x
-        yc = y[rows].to(torch.float64) - shift_y
-        xx += xc.T @ xc
-        yy += yc.T @ yc
-        yx += yc.T @ xc
-        sx += xc.sum(dim=0)
-        sy += yc.sum(dim=0)
-    mx, my = sx / n, sy / n
-    xx -= n * torch.outer(mx, mx)
-    yy -= n * torch.outer(my, my)
-    yx -= n * torch.outer(my, mx)
-    denominator = torch.linalg.matrix_norm(xx) * torch.linalg.matrix_norm(yy)
-    if not bool(denominator > 0):
-        raise DataError("linear CKA is undefined: x or y is constant over rows (zero variance after centring)")
-    return float(torch.linalg.matrix_norm(yx) ** 2 / denominator)
+    sums = CKASums()
+    for rows in row_chunks(x.shape[0], chunk_rows):
+        sums.add(x[rows], y[rows])
+    return sums.value()
 
 
 # --------------------------------------------------------------------------- label metrics

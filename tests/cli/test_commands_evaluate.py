@@ -187,3 +187,27 @@ def test_row_metrics_stream_in_chunks_and_agree_with_the_closed_form(data, tmp_p
         assert report["rows"] == N
         assert report["metrics"]["cosine"] == pytest.approx(expected_cos, rel=1e-6)
         assert report["metrics"]["mse"] == pytest.approx(expected_mse, rel=1e-5)
+
+
+@pytest.mark.parametrize("sample", [None, 37])
+def test_every_metric_streams_through_files_and_equals_the_in_memory_result(data, tmp_path, sample):
+    """evaluate reads both files chunk by chunk (memory flat in the rows): at any --batch-size, with the
+    reference in another order and a query sample or none, every metric equals ``compute_embedding_metrics``
+    on the whole matrices joined by id."""
+    import torch
+
+    from relcli.core.evaluation import compute_embedding_metrics
+
+    rng = np.random.default_rng(6)
+    order = rng.permutation(N)
+    noisy = data.y + 0.3 * rng.standard_normal(data.y.shape).astype(np.float32)
+    judged = write_embeddings(tmp_path / "judged.h5", noisy[order], ids=[data.ids[i] for i in order])
+    names = [*EMBEDDING_METRICS, "top3", "jaccard@4", "csls_top5"]
+    expected = compute_embedding_metrics(torch.from_numpy(noisy[order]), torch.from_numpy(data.y[order]), names,
+                                         query_sample=sample, seed=3)
+    for batch in ("5", "64", "100000"):
+        extra = [] if sample is None else ["--query-sample", str(sample)]
+        report = evaluate_json(judged, "--reference", data.y_h5, "--metrics", ",".join(names), "--batch-size", batch,
+                               "--seed", "3", *extra)
+        for name in names:
+            assert report["metrics"][name] == pytest.approx(expected[name], abs=1e-9), (batch, name)

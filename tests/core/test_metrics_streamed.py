@@ -1,0 +1,87 @@
+"""The metrics streamed over row chunks (``relcli.core.paired``), as `evaluate` runs them on files:
+any chunking and any query blocking give the one-block result, ties and samples included, and the
+results agree with naive references (python loops over full matrices)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from relcli.core.evaluation import EMBEDDING_METRICS, parsed_metrics
+from relcli.core.metrics import query_indices, tensor_metrics
+from relcli.core.paired import TensorRows, paired_metrics
+from tests.core._metrics_helpers import close, grid_pair, naive_cos, naive_jaccard, naive_retrieval, noisy_pair
+
+NAMES = [*EMBEDDING_METRICS, "top3", "mrr@5", "jaccard@1", "jaccard@3", "csls_top3"]
+SUMS = ("cosine", "mse", "cka", "jaccard@10", "jaccard@1", "jaccard@3")  # sums in another order: close
+EXACT = [name for name in NAMES if name not in SUMS]  # from whole ranks: equal
+
+
+def naive_csls_top(pred, ref, k_nb, k_top, queries):
+    """CSLS top-k of the ``queries`` rows, r_S(r_j) over the queries' pred rows (all rows: exact CSLS)."""
+    s = naive_cos(pred, ref)
+    n = len(s)
+    r_t = {i: np.mean(sorted(s[i, :], reverse=True)[:k_nb]) for i in queries}
+    r_s = [np.mean(sorted(s[queries, j], reverse=True)[:k_nb]) for j in range(n)]
+    hits = 0
+    for i in queries:
+        c = [2 * s[i, j] - r_t[i] - r_s[j] for j in range(n)]
+        rank = 1 + sum(1 for j in range(n) if j != i and c[j] > c[i] and not close(c[j], c[i]))
+        hits += rank <= k_top
+    return hits / len(queries)
+
+
+@pytest.mark.parametrize("pair", ["noisy", "ties"])
+@pytest.mark.parametrize("chunk", [1, 2, 5, 13])
+@pytest.mark.parametrize("query_batch", [1, 4, None])
+def test_any_chunking_equals_one_block(pair, chunk, query_batch):
+    pred, ref = noisy_pair(n=40, noise=1.0, seed=2) if pair == "noisy" else grid_pair(n=40, seed=3)
+    wanted = parsed_metrics(NAMES)
+    one_block = tensor_metrics(pred, ref, wanted, None, None, 0)
+    streamed = paired_metrics(TensorRows(pred, ref, chunk), wanted, query_batch)
+    assert list(streamed) == NAMES
+    for name in EXACT:
+        assert streamed[name] == one_block[name], name
+    for name in SUMS:
+        assert streamed[name] == pytest.approx(one_block[name], abs=1e-12), name
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 40])
+def test_streamed_metrics_match_naive_references_with_a_query_sample(chunk):
+    pred, ref = grid_pair(n=40, seed=5)  # many exact ties
+    queries = query_indices(40, 11, seed=7).tolist()
+    got = paired_metrics(TensorRows(pred, ref, chunk), parsed_metrics(["top1", "top3", "mrr", "jaccard@3", "csls_top1"]),
+                         query_batch=4, query_sample=11, seed=7, csls_neighbours=3)
+    expected = naive_retrieval(pred, ref, ks=(1, 3), queries=queries)
+    assert got["top1"] == pytest.approx(expected["top1"], abs=1e-12)
+    assert got["top3"] == pytest.approx(expected["top3"], abs=1e-12)
+    assert got["mrr"] == pytest.approx(expected["mrr"], abs=1e-12)
+    assert got["jaccard@3"] == pytest.approx(naive_jaccard(pred, ref, 3, queries=queries), abs=1e-12)
+    assert got["csls_top1"] == pytest.approx(naive_csls_top(pred, ref, 3, 1, queries), abs=1e-12)
+
+
+def test_every_row_as_query_gives_exact_csls():
+    pred, ref = noisy_pair(n=30, noise=1.2, seed=9)
+    got = paired_metrics(TensorRows(pred, ref, 4), parsed_metrics(["csls_top1", "csls_top5"]), query_batch=7)
+    everyone = list(range(30))
+    assert got["csls_top1"] == pytest.approx(naive_csls_top(pred, ref, 10, 1, everyone), abs=1e-12)
+    assert got["csls_top5"] == pytest.approx(naive_csls_top(pred, ref, 10, 5, everyone), abs=1e-12)
+
+
+def test_progress_reports_every_chunk_in_order():
+    pred, ref = noisy_pair(n=20)
+    seen = []
+    paired_metrics(TensorRows(pred, ref, 6), parsed_metrics(["top1", "csls_top1"]), None, csls_neighbours=3,
+                   progress=lambda what, done, total: seen.append((what, done, total)))
+    assert seen == [("evaluate", d, 20) for d in (6, 12, 18, 20)]  # one pass, CSLS included
+
+
+def test_a_perfect_float32_prediction_ranks_first_at_any_chunking():
+    """Ranks start at 1 and the query's own column is never counted against it (its similarity comes
+    from a row product, the others' from a matrix product)."""
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(300, 768, generator=g)
+    for chunk in (7, 300):
+        got = paired_metrics(TensorRows(ref.clone(), ref, chunk), parsed_metrics(["top1", "mrr", "csls_top1"]), 64)
+        assert got == {"top1": 1.0, "mrr": 1.0, "csls_top1": 1.0}
