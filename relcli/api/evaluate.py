@@ -103,6 +103,7 @@ def evaluate(
     key: str | None = None,
     batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
+    pairs=None,
     progress: Progress | None = None,
 ) -> Evaluation:
     """Score ``input`` against ``reference``: embedding metrics, or accuracy/F1 for a predictions file.
@@ -111,7 +112,9 @@ def evaluate(
     the ones that fail are listed in ``Evaluation.failures`` (the CLI then exits 1).
     ``ids``/``exclude_ids``: files of ids to judge only some rows. Metrics that compare rows in one
     space refuse files whose recorded spaces differ unless ``force`` (cka and jaccard@k compare
-    across spaces).
+    across spaces). ``pairs``: a dictionary (source id, reference id): rank each translated source
+    word among every reference row, any of its translations a hit (``relcli.api._dictionary``:
+    top{k}, mrr, mrr@{k}; default top1, top5, top10, mrr).
     """
     import torch
 
@@ -120,7 +123,7 @@ def evaluate(
     from relcli.io.embeddings import open_embeddings
     from relcli.io.kinds import expect_kind
 
-    input, reference, ids, exclude_ids = Path(input), Path(reference), as_path(ids), as_path(exclude_ids)
+    input, reference, ids, exclude_ids, pairs = Path(input), Path(reference), as_path(ids), as_path(exclude_ids), as_path(pairs)
     gates_min, gates_max = _gates(min, "--min"), _gates(max, "--max")
     check_seed(seed)
     check_batch_size(batch_size)
@@ -133,14 +136,40 @@ def evaluate(
         expect_kind(ref, ("embeddings", "anchors"), "--reference")
         is_predictions = judged.kind == "predictions"
         asked = _names(metrics)
-        names = parse_metrics(asked, is_predictions, judged.dim == ref.dim)
-        names += [g for g in parse_metrics([*gates_min, *gates_max], is_predictions, judged.dim == ref.dim) if g not in names] if (
-            gates_min or gates_max) else []
+        if pairs is not None:
+            from relcli.api._dictionary import check_dictionary_metrics
+
+            if is_predictions:
+                raise UsageError("--pairs ranks translated words among the reference; a predictions file has labels")
+            names = check_dictionary_metrics(asked)
+            names += [g for g in check_dictionary_metrics([*gates_min, *gates_max]) if g not in names] if (
+                gates_min or gates_max) else []
+        else:
+            names = parse_metrics(asked, is_predictions, judged.dim == ref.dim)
+            names += [g for g in parse_metrics([*gates_min, *gates_max], is_predictions, judged.dim == ref.dim)
+                      if g not in names] if (gates_min or gates_max) else []
         if not is_predictions and not all(across_spaces(name) for name in names):
             check_same_space((reference, read_space(ref.attrs, reference)), (input, read_space(judged.attrs, input)), force,
                              "; cka and jaccard@k compare across spaces")
         judged_keys = judged.row_keys()
         selected = select_by_ids(judged_keys, ids, exclude_ids, input)
+        if pairs is not None:
+            from relcli.api._dictionary import dictionary_metrics
+
+            if judged.dim != ref.dim:
+                raise DataError(f"has {judged.dim} dimensions, {reference.name} {ref.dim}: translate the words into "
+                                "the reference's space first", input)
+            dtype = torch.promote_types(compute_dtype_of(judged.dtype), compute_dtype_of(ref.dtype))
+
+            def load(reader, rows):
+                return _load(reader, rows, torch_device, True, batch_size).to(dtype)
+
+            with blame(input):
+                results, n, details = dictionary_metrics(
+                    judged, ref, pairs, selected, names, load, rows_per_chunk(batch_size, ref.dim), query_sample, seed,
+                    query_batch, progress, input)
+            return _report(input, reference, n, results, names, selected, ids, exclude_ids, None, gates_min, gates_max,
+                           details, pairs)
         if selected is not None:
             judged_keys = [judged_keys[i] for i in selected]
         rows = rows_by_keys(judged_keys, ref.row_keys(), reference, f"row ids of {input.name}")
@@ -175,17 +204,29 @@ def evaluate(
                 results = paired_metrics(source, parsed, query_batch,
                                          query_sample if query_sample is None else builtins.min(query_sample, n), seed,
                                          progress=progress)
+    details = []
+    if query_sample is not None and not is_predictions:
+        details.append(f"{n:,} rows: retrieval metrics use {builtins.min(query_sample, n):,} sampled queries "
+                       "(--query-sample to change)")
+    return _report(input, reference, n, results, names, selected, ids, exclude_ids,
+                   None if query_sample is None or is_predictions else builtins.min(query_sample, n),
+                   gates_min, gates_max, details, None)
+
+
+def _report(input, reference, n, results, names, selected, ids, exclude_ids, sample, gates_min, gates_max, details,
+            pairs) -> Evaluation:
     report = {"file": str(input), "reference": str(reference), "rows": n, "metrics": results}
     if selected is not None:
         report["selection"] = {"ids": None if ids is None else str(ids), "exclude_ids": None if exclude_ids is None else str(exclude_ids)}
-    details = []
-    if query_sample is not None and not is_predictions:
-        report["query_sample"] = builtins.min(query_sample, n)
-        details.append(f"{n:,} rows: retrieval metrics use {report['query_sample']:,} sampled queries (--query-sample to change)")
+    if sample is not None:
+        report["query_sample"] = sample
+    if pairs is not None:
+        report["pairs"] = str(pairs)
     failures = [f"{m} = {results[m]:.4f} < {v}" for m, v in gates_min.items() if not results[m] >= v]
     failures += [f"{m} = {results[m]:.4f} > {v}" for m, v in gates_max.items() if not results[m] <= v]
     return Evaluation("evaluate", None, n, details=details, metrics=results, failures=failures, report=report,
-                      parameters={"metrics": names, "query_sample": report.get("query_sample")})
+                      parameters={"metrics": names, "query_sample": report.get("query_sample"),
+                                  **({"pairs": str(pairs)} if pairs is not None else {})})
 
 
 def _label_codes(predicted: np.ndarray, truth: np.ndarray):

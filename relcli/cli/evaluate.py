@@ -58,6 +58,11 @@ def evaluate(
                                     "sampled queries, each against every row (default: all, or 10,000 above 50,000 rows).")
     ] = None,
     query_batch: Annotated[int, typer.Option("--query-batch", min=1, help="Query rows per similarity block.")] = 4096,
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="A bilingual dictionary (source word, reference word; "
+                                                  "tab- or space-separated, many-to-many): rank each translated source "
+                                                  "word among every reference row, any of its translations a hit "
+                                                  "(top{k} = precision@k of word translation; default top1, top5, "
+                                                  "top10, mrr).")] = None,
     seed: opt.Seed = 0,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
@@ -74,6 +79,7 @@ def evaluate(
       relcli evaluate y_hat.h5 --reference y.h5 --format json
       relcli evaluate preds.h5 --reference y.h5 --min accuracy=0.9
       relcli evaluate x.h5 --reference y.h5 --metrics cka          (two spaces, no translation)
+      relcli evaluate en_in_fr.h5 --reference fr.h5 --pairs en-fr.5000-6500.txt   (word translation)
     """
     configure(device, quiet, verbose, debug)
     gates_min, gates_max = parse_gates(minimum, "--min"), parse_gates(maximum, "--max")
@@ -83,7 +89,7 @@ def evaluate(
         result = api.evaluate(
             input, reference=reference, metrics=metrics, min=gates_min, max=gates_max, ids=ids, exclude_ids=exclude_ids,
             query_sample=query_sample, query_batch=query_batch, seed=seed, key=key, batch_size=batch_size,
-            force=force, device=settings.device, progress=bar,
+            force=force, device=settings.device, pairs=pairs, progress=bar,
         )
     for message in result.details:
         detail(message)

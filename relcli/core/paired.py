@@ -261,4 +261,43 @@ def _own_csls(blocks: list[_Queries], pred_q: torch.Tensor, k: int) -> None:
         block.own_csls = 2 * block.own - nearest.mean(dim=1)
 
 
-__all__ = ["PairedRows", "SIMILARITY_ELEMENTS", "TensorRows", "paired_metrics"]
+def dictionary_ranks(
+    pred_q: torch.Tensor,
+    pair_query: torch.Tensor,
+    pair_target: torch.Tensor,
+    target_rows: torch.Tensor,
+    gallery: Iterator[tuple[int, torch.Tensor]],
+    query_batch: int | None = None,
+) -> torch.Tensor:
+    """Ranks of translated words among a whole target vocabulary, any of their translations a hit
+    (bilingual lexicon induction, as MUSE scores it with nearest neighbours).
+
+    ``pred_q`` (m × d): the queries' rows; pair p says target row ``pair_target[p]`` is a right
+    answer of query ``pair_query[p]``, with ``target_rows`` (pairs × d) that row itself;
+    ``gallery`` yields (start, rows) over every target row in order. rank_q = 1 + #{j ∉ T(q):
+    cos(p_q, r_j) > max_{t ∈ T(q)} cos(p_q, r_t) + τ}: the best-placed right answer counts.
+    """
+    pred_hat = l2_normalize(pred_q, "translated rows")
+    m, tol = pred_hat.shape[0], _tie_tol(pred_hat.dtype)
+    device = pred_hat.device
+    pair_query, pair_target = pair_query.to(device), pair_target.to(device)
+    right = (pred_hat[pair_query] * l2_normalize(target_rows.to(pred_hat), "reference rows")).sum(dim=1)
+    best = torch.full((m,), -math.inf, dtype=pred_hat.dtype, device=device).scatter_reduce_(0, pair_query, right, "amax")
+    ranks = torch.ones(m, dtype=torch.int64, device=device)
+    step = max(1, min(query_batch or m, m))
+    for start, rows in gallery:
+        rows_hat = l2_normalize(rows.to(pred_hat), "reference rows")
+        inside = (pair_target >= start) & (pair_target < start + rows_hat.shape[0])
+        for lo in range(0, rows_hat.shape[0], max(1, SIMILARITY_ELEMENTS // step)):
+            part = rows_hat[lo:lo + max(1, SIMILARITY_ELEMENTS // step)]
+            columns = pair_target - start - lo
+            here = inside & (columns >= 0) & (columns < part.shape[0])
+            for q in row_chunks(m, step):
+                sims = pred_hat[q] @ part.T
+                mine = here & (pair_query >= q.start) & (pair_query < q.stop)
+                sims[pair_query[mine] - q.start, columns[mine]] = -math.inf  # a right answer is never counted against
+                ranks[q] += _row_counts(sims > (best[q] + tol)[:, None])
+    return ranks
+
+
+__all__ = ["PairedRows", "SIMILARITY_ELEMENTS", "TensorRows", "dictionary_ranks", "paired_metrics"]

@@ -1,0 +1,87 @@
+"""``evaluate --pairs``: bilingual lexicon induction, the score of word translation.
+
+The judged file holds translated source words (ids: the source words), the reference the whole
+target vocabulary (ids: the target words), and a dictionary (``--pairs``, as ``read_pairs`` reads
+it) says which target words are right for which source word. Each source word of the dictionary
+that both files can answer is a query: its translated row is ranked against every reference row,
+and the best-placed of its right answers counts (``relcli.core.paired.dictionary_ranks``):
+top{k} is MUSE's precision@k with nearest neighbours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from relcli.errors import DataError, UsageError
+
+#: the metrics a dictionary evaluation has: ranks of words among the whole vocabulary
+DICTIONARY_FAMILIES = ("top", "mrr", "mrr@")
+DEFAULT_DICTIONARY_METRICS = ["top1", "top5", "top10", "mrr"]
+
+
+def check_dictionary_metrics(names: list[str] | None) -> list[str]:
+    from relcli.core.evaluation import parsed_metrics
+
+    names = DEFAULT_DICTIONARY_METRICS if names is None else names
+    for name, (family, _) in parsed_metrics(names).items():
+        if family not in DICTIONARY_FAMILIES:
+            raise UsageError(f"metric {name!r} compares aligned rows; with --pairs evaluate ranks words among the whole "
+                             "reference: top{k}, mrr, mrr@{k}")
+    return list(dict.fromkeys(names))
+
+
+def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, query_sample, seed, query_batch,
+                       progress, input) -> tuple[dict[str, float], int, list[str]]:
+    """(metrics, queries, details) of the translated words of ``judged`` against every row of ``ref``.
+
+    ``selected``: the judged rows --ids/--exclude-ids keep (None: all); ``load(reader, rows)`` reads
+    rows (bad rows are an error naming their ids); ``query_sample`` of the source words, seeded.
+    """
+    import torch
+
+    from relcli.core.evaluation import parsed_metrics
+    from relcli.core.metrics import _check_k, _rank_summary, query_indices
+    from relcli.core.paired import dictionary_ranks
+    from relcli.io.join import find_rows, read_pairs
+
+    listed = read_pairs(pairs)
+    source_rows, source_found = find_rows([a for a, _ in listed], judged.row_keys())
+    target_rows, target_found = find_rows([b for _, b in listed], ref.row_keys())
+    usable = source_found & target_found
+    if selected is not None:
+        kept = np.zeros(judged.n_rows, dtype=bool)
+        kept[selected] = True
+        usable &= kept[source_rows]
+    if not usable.any():
+        raise DataError(f"none of its {len(listed):,} pairs has its first id in {input.name} (after --ids/--exclude-ids) "
+                        f"and its second in {ref.path.name}", pairs)
+    source_rows, target_rows = source_rows[usable], target_rows[usable]
+    words = np.unique(source_rows)
+    details = [f"{int(usable.sum()):,} of the {len(listed):,} pairs of {pairs.name} have both ids: {len(words):,} source "
+               f"words ranked among the {ref.n_rows:,} rows of {ref.path.name}"]
+    if query_sample is not None and query_sample < len(words):
+        words = words[query_indices(len(words), query_sample, seed).numpy()]
+        keep = np.isin(source_rows, words)
+        source_rows, target_rows = source_rows[keep], target_rows[keep]
+        details.append(f"ranks of {len(words):,} sampled source words (--query-sample)")
+    parsed = parsed_metrics(names)
+    for kind, k in parsed.values():
+        if kind == "top":
+            _check_k(k, ref.n_rows, f"top{k}: k", ref.n_rows)
+
+    def gallery():
+        for start in range(0, ref.n_rows, chunk_rows):
+            stop = min(start + chunk_rows, ref.n_rows)
+            yield start, load(ref, np.arange(start, stop, dtype=np.int64))
+            if progress is not None:
+                progress("evaluate --pairs", stop, ref.n_rows)
+
+    ranks = dictionary_ranks(
+        load(judged, words), torch.from_numpy(np.searchsorted(words, source_rows)), torch.from_numpy(target_rows),
+        load(ref, target_rows), gallery(), query_batch,
+    )
+    results = {}
+    for name, (kind, k) in parsed.items():
+        summary = _rank_summary(ranks, [k] if kind == "top" else [], [k] if kind == "mrr@" else [])
+        results[name] = summary[name]
+    return results, len(words), details

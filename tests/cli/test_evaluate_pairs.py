@@ -1,0 +1,92 @@
+"""``evaluate --pairs``: word translation scored as MUSE scores it (bilingual lexicon induction): each
+translated source word of a dictionary ranked among every reference row, any translation a hit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from relcli.io.embeddings import write_embeddings
+
+from ._commands_helpers import evaluate_json
+from .conftest import assert_clean_error, invoke, ok
+
+N_SOURCE, N_TARGET, DIM = 90, 70, 12
+
+
+@pytest.fixture
+def words(tmp_path):
+    """Translated English words (ids en*) and the French vocabulary (fr*); en i means fr (i mod 70),
+    with noise enough that some are missed; a dictionary with a second translation for some words,
+    a pair with an unknown word on each side, and words the dictionary does not list."""
+    rng = np.random.default_rng(0)
+    fr = rng.standard_normal((N_TARGET, DIM)).astype(np.float32)
+    en = (fr[np.arange(N_SOURCE) % N_TARGET] + 0.9 * rng.standard_normal((N_SOURCE, DIM))).astype(np.float32)
+    en_path = write_embeddings(tmp_path / "en_in_fr.h5", en, ids=[f"en{i}" for i in range(N_SOURCE)])
+    fr_path = write_embeddings(tmp_path / "fr.safetensors", fr, ids=[f"fr{i}" for i in range(N_TARGET)])
+    pairs = [(f"en{i}", f"fr{i % N_TARGET}") for i in range(0, N_SOURCE, 2)]
+    pairs += [(f"en{i}", f"fr{(i * 5 + 1) % N_TARGET}") for i in range(0, N_SOURCE, 6)]  # many-to-many
+    pairs += [("en-unknown", "fr1"), ("en2", "fr-unknown")]
+    dictionary = tmp_path / "en-fr.txt"
+    dictionary.write_text("".join(f"{a} {b}\n" for a, b in pairs))
+    return en, fr, en_path, fr_path, dictionary, pairs
+
+
+def naive_ranks(en, fr, pairs):
+    """rank = 1 + #{reference rows that are no right answer, more similar than the best right answer}."""
+    unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
+    sims = unit(en.astype(np.float64)) @ unit(fr.astype(np.float64)).T
+    answers: dict[int, set[int]] = {}
+    for a, b in pairs:
+        if a.startswith("en") and a[2:].isdigit() and b[2:].isdigit():
+            answers.setdefault(int(a[2:]), set()).add(int(b[2:]))
+    ranks = {}
+    for q, right in answers.items():
+        best = max(sims[q, t] for t in right)
+        ranks[q] = 1 + sum(1 for j in range(len(fr)) if j not in right and sims[q, j] > best + 1e-6)
+    return ranks
+
+
+@pytest.mark.parametrize(("batch", "query_batch"), [("100000", "4096"), ("4", "3")])
+def test_ranks_among_the_whole_vocabulary_with_any_translation_a_hit(words, batch, query_batch):
+    en, fr, en_path, fr_path, dictionary, pairs = words
+    ranks = np.array(list(naive_ranks(en, fr, pairs).values()))
+    assert 0.2 < np.mean(ranks == 1) < 0.9  # a test that can tell right from wrong
+    report = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--batch-size", batch,
+                           "--query-batch", query_batch, "--metrics", "top1,top5,mrr,mrr@3")
+    assert report["rows"] == len(ranks) == N_SOURCE // 2 and report["pairs"] == str(dictionary)
+    got = report["metrics"]
+    assert got["top1"] == pytest.approx(np.mean(ranks == 1))
+    assert got["top5"] == pytest.approx(np.mean(ranks <= 5))
+    assert got["mrr"] == pytest.approx(np.mean(1 / ranks))
+    assert got["mrr@3"] == pytest.approx(np.mean(np.where(ranks <= 3, 1 / ranks, 0)))
+
+
+def test_ids_sample_gates_and_details(words, tmp_path):
+    en, fr, en_path, fr_path, dictionary, pairs = words
+    chosen = [f"en{i}" for i in range(0, 30, 2)]
+    (tmp_path / "some.txt").write_text("\n".join(chosen) + "\n")
+    ranks = naive_ranks(en, fr, pairs)
+    report = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--ids", tmp_path / "some.txt")
+    assert report["rows"] == len(chosen) and list(report["metrics"]) == ["top1", "top5", "top10", "mrr"]
+    assert report["metrics"]["top1"] == pytest.approx(np.mean([ranks[int(w[2:])] == 1 for w in chosen]))
+    assert evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--query-sample", "7")["rows"] == 7
+    result = invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--min", "top1=0.99", "-v")
+    assert result.exit_code == 1 and "gate failed: top1 = " in result.stderr
+    assert f"{len(pairs) - 2} of the {len(pairs)} pairs of en-fr.txt have both ids: {N_SOURCE // 2} source words" in result.stderr
+
+
+def test_usage_and_data_errors_name_the_file(words, tmp_path):
+    en, fr, en_path, fr_path, dictionary, pairs = words
+    assert_clean_error(invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--metrics", "cosine"), 2,
+                       "with --pairs evaluate ranks words among the whole reference")
+    other = tmp_path / "other.txt"
+    other.write_text("zz1 yy1\n")
+    assert_clean_error(invoke("evaluate", en_path, "--reference", fr_path, "--pairs", other), 1, "none of its 1 pairs",
+                       path=other)
+    wide = write_embeddings(tmp_path / "wide.h5", np.ones((3, DIM + 1), np.float32), ids=["en0", "en2", "en4"])
+    assert_clean_error(invoke("evaluate", wide, "--reference", fr_path, "--pairs", dictionary), 1, "translate the words",
+                       path=wide)
+    assert_clean_error(invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--metrics", "top71"), 1,
+                       "top71")
+    ok(invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--metrics", "top70"), data=True)
