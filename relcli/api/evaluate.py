@@ -76,11 +76,10 @@ class _FileRows:
     def _rows(self, reader, picked):
         return _load(reader, picked, self.device, self.need_direction, self.batch_size).to(self.dtype)
 
-    def chunks(self, pred: bool = True, ref: bool = True):
+    def chunks(self):
         for start in range(0, self.n, self.chunk_rows):
             stop = start + self.chunk_rows
-            yield (start, self._rows(self.judged, self.mine[start:stop]) if pred else None,
-                   self._rows(self.ref, self.theirs[start:stop]) if ref else None)
+            yield start, self._rows(self.judged, self.mine[start:stop]), self._rows(self.ref, self.theirs[start:stop])
 
     def rows(self, indices):
         picked = indices.cpu().numpy()

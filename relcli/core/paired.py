@@ -38,15 +38,14 @@ SIMILARITY_ELEMENTS = 1 << 24
 class PairedRows:
     """Aligned rows of a prediction and a reference, as the metrics read them.
 
-    ``n`` rows; ``chunk_rows``: rows per chunk; ``chunks(pred, ref)`` yields (start, pred rows or
-    None, ref rows or None) over rows 0..n in order, each valid (no NaN/Inf; no zero rows where a
-    direction is needed) and in one dtype on one device; ``rows(indices)`` the (pred, ref) rows at
-    sorted ``indices``."""
+    ``n`` rows; ``chunk_rows``: rows per chunk; ``chunks()`` yields (start, pred rows, ref rows)
+    over rows 0..n in order, each valid (no NaN/Inf; no zero rows where a direction is needed) and
+    in one dtype on one device; ``rows(indices)`` the (pred, ref) rows at sorted ``indices``."""
 
     n: int
     chunk_rows: int
 
-    def chunks(self, pred: bool = True, ref: bool = True) -> Iterator[tuple[int, torch.Tensor | None, torch.Tensor | None]]:
+    def chunks(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         raise NotImplementedError
 
     def rows(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,9 +58,9 @@ class TensorRows(PairedRows):
     def __init__(self, pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int):
         self.pred, self.ref, self.n, self.chunk_rows = pred, ref, pred.shape[0], max(1, chunk_rows)
 
-    def chunks(self, pred: bool = True, ref: bool = True):
+    def chunks(self):
         for rows in row_chunks(self.n, self.chunk_rows):
-            yield rows.start, self.pred[rows] if pred else None, self.ref[rows] if ref else None
+            yield rows.start, self.pred[rows], self.ref[rows]
 
     def rows(self, indices):
         indices = indices.to(self.pred.device)
