@@ -40,7 +40,7 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
     import torch
 
     from relcli.core.evaluation import parsed_metrics
-    from relcli.core.metrics import _check_k, _rank_summary, query_indices
+    from relcli.core.metrics import _rank_summary, query_indices
     from relcli.core.paired import dictionary_ranks
     from relcli.io.join import find_rows, read_pairs
 
@@ -66,8 +66,8 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
         details.append(f"ranks of {len(words):,} sampled source words (--query-sample)")
     parsed = parsed_metrics(names)
     for kind, k in parsed.values():
-        if kind == "top":
-            _check_k(k, ref.n_rows, f"top{k}: k", ref.n_rows)
+        if kind == "top" and k > ref.n_rows:
+            raise DataError(f"top{k} needs at least {k} rows to rank among; it has {ref.n_rows:,}", ref.path)
 
     def gallery():
         for start in range(0, ref.n_rows, chunk_rows):

@@ -19,7 +19,7 @@ def _typed(values: list, path: Path, what: str) -> np.ndarray:
     try:
         if values and all(str(int(v)) == v for v in values):
             return np.asarray([int(v) for v in values], dtype=np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):  # not all integers, or one past int64: strings
         pass
     return as_id_array(values)
 

@@ -167,8 +167,8 @@ def evaluate(
                 results, n, details = dictionary_metrics(
                     judged, ref, pairs, selected, names, load, rows_per_chunk(batch_size, ref.dim), query_sample, seed,
                     query_batch, progress, input)
-            return _report(input, reference, n, results, names, selected, ids, exclude_ids, None, gates_min, gates_max,
-                           details, pairs)
+            return _report(input, reference, n, results, names, selected, ids, exclude_ids,
+                           None if query_sample is None else n, gates_min, gates_max, details, pairs)
         if selected is not None:
             judged_keys = [judged_keys[i] for i in selected]
         rows = rows_by_keys(judged_keys, ref.row_keys(), reference, f"row ids of {input.name}")
@@ -187,6 +187,7 @@ def evaluate(
             results = compute_label_metrics(predicted_codes, true_codes, names)
         else:
             from relcli.core.evaluation import check_metric_counts, parsed_metrics
+            from relcli.core.metrics import NO_DIRECTION
             from relcli.core.paired import paired_metrics
 
             parsed = parsed_metrics(names)
@@ -196,7 +197,7 @@ def evaluate(
                 query_sample = DEFAULT_QUERY_SAMPLE
             mine = np.arange(judged.n_rows, dtype=np.int64) if selected is None else np.asarray(selected, dtype=np.int64)
             dtype = torch.promote_types(compute_dtype_of(judged.dtype), compute_dtype_of(ref.dtype))
-            need_direction = any(m not in ("mse", "cka") for m in names)
+            need_direction = any(family not in NO_DIRECTION for family, _ in parsed.values())
             source = _FileRows(judged, ref, mine, np.asarray(rows, dtype=np.int64), torch_device, need_direction,
                                batch_size, dtype)
             with blame(input):

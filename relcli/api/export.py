@@ -184,7 +184,8 @@ def import_file(
     if not input.is_file():
         raise FileFormatError("no such file", input)
     if kind != "npy" and (ids is not None or labels is not None):
-        raise UsageError("--ids/--labels files go with a .npy input; Parquet and JSONL have columns (--id-column, --label-column)")
+        raise UsageError("--ids/--labels files go with a .npy input; Parquet and JSONL have columns (--id-column, "
+                         "--label-column), a .vec file its words")
     if kind in ("npy", "vec") and (vector_column or id_column is not None or label_column is not None):
         raise UsageError(f"a .{kind} input has no columns" + (": give --ids/--labels files instead" if kind == "npy" else ""))
     if kind == "parquet":

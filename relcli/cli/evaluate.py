@@ -57,7 +57,8 @@ def evaluate(
         Optional[int], typer.Option("--query-sample", min=1, help="Retrieval, Jaccard and CSLS over this many "
                                     "sampled queries, each against every row (default: all, or 10,000 above 50,000 rows).")
     ] = None,
-    query_batch: Annotated[int, typer.Option("--query-batch", min=1, help="Query rows per similarity block.")] = 4096,
+    query_batch: Annotated[int, typer.Option("--query-batch", min=1, help="Query rows per matrix product (memory is bounded "
+                                                                "either way).")] = 4096,
     pairs: Annotated[Optional[Path], typer.Option("--pairs", help="A bilingual dictionary (source word, reference word; "
                                                   "tab- or space-separated, many-to-many): rank each translated source "
                                                   "word among every reference row, any of its translations a hit "

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from relcli.core.metrics import SIMILARITY_CHUNK_ROWS, _check_k, _pair, accuracy, macro_f1, tensor_metrics
+from relcli.core.metrics import ACROSS_SPACES, SIMILARITY_CHUNK_ROWS, _check_k, _pair, accuracy, macro_f1, tensor_metrics
 from relcli.errors import UsageError
 
 EMBEDDING_METRICS: tuple[str, ...] = (
@@ -46,7 +46,6 @@ METRIC_DOCS: dict[str, str] = {
 _K_PATTERN = re.compile(r"^(top|mrr@|jaccard@|csls_top)([1-9][0-9]*)$")
 
 
-ACROSS_SPACES = ("cka", "jaccard@")  # metric families that compare two spaces of any dimensions
 
 
 def _unknown(name: str, valid: Sequence[str], with_k: bool) -> UsageError:

@@ -24,6 +24,10 @@ from relcli.core._common import (
 from relcli.errors import DataError, UsageError
 
 SIMILARITY_CHUNK_ROWS = 4096
+#: metric families that compare two spaces of any dimensions
+ACROSS_SPACES = ("cka", "jaccard@")
+#: metric families that do not need a row's direction (all-zero rows are fine)
+NO_DIRECTION = frozenset({"mse", "cka"})
 
 
 # --------------------------------------------------------------------------- input checks
@@ -127,10 +131,10 @@ def tensor_metrics(pred: torch.Tensor, ref: torch.Tensor, wanted: dict[str, tupl
     from relcli.core.paired import SIMILARITY_ELEMENTS, TensorRows, paired_metrics
 
     families = {family for family, _ in wanted.values()}
-    across = families <= {"cka", "jaccard@"}
+    across = families <= set(ACROSS_SPACES)
     names = ("x", "y") if families == {"cka"} else ("pred", "ref")
     pred, ref = _pair(pred, ref, same_dims=not across, names=names)
-    zero_ok = families <= {"mse", "cka"}
+    zero_ok = families <= NO_DIRECTION
     check_rows(pred, names[0], allow_zero=zero_ok)
     check_rows(ref, names[1], allow_zero=zero_ok)
     n = pred.shape[0]

@@ -12,8 +12,9 @@ files chunk by chunk). The retrieval metrics judge a set of query rows q (all, o
 - CSLS: 2cos(p_q, r_j) − r_T(p_q) − r_S(r_j) ranked like retrieval (Conneau et al. 2018). r_T(p_q)
   is the same for every row a query is compared with, so it cannot change a rank and is not
   computed; r_S(r_j), the mean of r_j's k largest cosines to the queries' pred rows (every pred row
-  when every row is a query: exact; else the sampled ones, an estimate a little low for every row
-  alike, as in ``relcli search``), comes from the same similarities as the ranks.
+  when every row is a query: exact; else the sampled ones, p_j left out so that no row's hub holds
+  its own match: an estimate, a little low for every row alike), comes from the same similarities
+  as the ranks.
 
 One pass serves every metric: cosine, MSE, CKA's sums and the queries' counts, with gallery rows
 taken in slices so that all queries' similarities to a slice fit ``SIMILARITY_ELEMENTS``. Every
@@ -171,8 +172,9 @@ def paired_metrics(
         step = max(1, min(query_batch or len(queries), len(queries)))
         blocks = [_Queries(queries[part], pred_q[part], ref_q[part], tol) for part in row_chunks(len(queries), step)]
         width = max(1, SIMILARITY_ELEMENTS // len(queries))
+        sampled = len(queries) < n
         if csls:
-            _own_csls(blocks, pred_q, csls_neighbours)
+            _own_csls(blocks, pred_q, csls_neighbours, sampled)
 
     totals = {"cosine": 0.0, "mse": 0.0}
     cka = CKASums() if "cka" in families else None
@@ -187,7 +189,7 @@ def paired_metrics(
             pred_hat, ref_hat = l2_normalize(pred, "pred"), l2_normalize(ref, "ref")
             for lo in range(0, pred_hat.shape[0], width):
                 part = slice(lo, lo + width)
-                _count(blocks, start + lo, pred_hat[part], ref_hat[part], ranking, csls, knn_k, csls_neighbours)
+                _count(blocks, start + lo, pred_hat[part], ref_hat[part], ranking, csls, knn_k, csls_neighbours, sampled)
         if progress is not None:
             progress("evaluate", start + pred.shape[0], n)
 
@@ -217,18 +219,24 @@ def paired_metrics(
     return results
 
 
-def _count(blocks: list[_Queries], start: int, pred_hat, ref_hat, ranking: bool, csls: bool, knn_k: int, k_nb: int) -> None:
+def _count(blocks: list[_Queries], start: int, pred_hat, ref_hat, ranking: bool, csls: bool, knn_k: int, k_nb: int,
+           sampled: bool) -> None:
     """Add gallery rows start:start+len (unit rows) to every query block's counts and nearest sets.
 
     CSLS ranks drop r_T(p_q), a constant of the query's row: 2s_qj − r_S(r_j) > 2s_qq − r_S(r_q) + 4τ.
     r_S of these rows (their k largest cosines to the queries' pred rows) needs every block's
-    similarities to them first, so all blocks' fit the similarity budget together."""
+    similarities to them first, so all blocks' fit the similarity budget together. ``sampled``: the
+    queries are a sample, and r_S(r_j) leaves p_j out (only the sampled rows would have their own
+    match among the pred rows, which would raise their hub and sink exactly the right answers)."""
     stop = start + pred_hat.shape[0]
     if ranking or csls:
         sims = [block.pred @ ref_hat.T for block in blocks]
         if csls:
             nearest = None
-            for block_sims in sims:
+            for block, block_sims in zip(blocks, sims):
+                if sampled:  # no row's hub may hold its own match: rows outside the sample have none there
+                    inside, columns = block.own_columns(start, stop)
+                    block_sims[inside, columns] = -math.inf
                 nearest = _running_top(nearest, block_sims, k_nb, dim=0)
             hubs = nearest.mean(dim=0)
         for block, block_sims in zip(blocks, sims):
@@ -250,14 +258,21 @@ def _count(blocks: list[_Queries], start: int, pred_hat, ref_hat, ranking: bool,
                 getattr(block, attribute).add(block_sims, start)
 
 
-def _own_csls(blocks: list[_Queries], pred_q: torch.Tensor, k: int) -> None:
+def _own_csls(blocks: list[_Queries], pred_q: torch.Tensor, k: int, sampled: bool) -> None:
     """Each query's 2 cos(p_q, r_q) − r_S(r_q), with r_S(r_q) the mean of r_q's k largest cosines to the
-    queries' pred rows (an m × m similarity pass, m = the queries)."""
+    queries' pred rows, p_q left out when ``sampled`` (see ``_count``): an m × m pass, m = the queries."""
+    first = 0
     for block in blocks:
         nearest = None
         for part in row_chunks(pred_q.shape[0], max(1, SIMILARITY_ELEMENTS // len(block.rows))):
-            nearest = _running_top(nearest, block.ref @ pred_q[part].T, k)
+            sims = block.ref @ pred_q[part].T
+            if sampled:
+                mine = torch.arange(first, first + len(block.rows), device=sims.device)
+                here = (mine >= part.start) & (mine < part.stop)
+                sims[here.nonzero().flatten(), mine[here] - part.start] = -math.inf
+            nearest = _running_top(nearest, sims, k)
         block.own_csls = 2 * block.own - nearest.mean(dim=1)
+        first += len(block.rows)
 
 
 def dictionary_ranks(

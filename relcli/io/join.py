@@ -23,6 +23,10 @@ def _listed(keys: Sequence[str]) -> list[str]:
     return keys if isinstance(keys, list) else list(keys)
 
 
+#: what separates the two ids of a space-separated pair list (as the ``.vec`` reader: ASCII only,
+#: so a word holding a no-break space stays one word)
+ASCII_SPACE = " \t\f\v"
+
 #: keys of ``wanted`` looked up at a time: the lookup's temporaries (~60 bytes a key) stay bounded
 LOOKUP_BLOCK = 1 << 18
 
@@ -97,9 +101,9 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
 
     Two layouts, decided once per file: tab-separated (``source<TAB>target``; further columns are
     ignored, ids may hold spaces) when any line holds a tab, else whitespace-separated with exactly
-    two fields a line (``source target``, as the MUSE bilingual dictionaries are written). Fields
-    are taken verbatim (no CSV quoting: a dictionary may list ``"`` as a word), stripped of spaces
-    around them. Exact repeats of a pair are kept once. Blank lines and lines starting with '#'
+    two fields a line (``source target``, as the MUSE bilingual dictionaries are written), split on
+    ASCII spaces only (a no-break space is part of a word, as in ``.vec`` files). Fields are taken
+    verbatim (no CSV quoting: a dictionary may list ``"`` as a word), stripped of spaces around them. Exact repeats of a pair are kept once. Blank lines and lines starting with '#'
     are skipped; a header line is not special (a pair whose ids do not occur simply never matches).
     """
     path = Path(path)
@@ -111,13 +115,13 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
         raise FileFormatError("is not valid UTF-8 text", path) from None
     except OSError as exc:
         raise FileFormatError(f"cannot read the pairs: {exc.strerror or exc}", path) from None
-    tabbed = "\t" in text
+    lines = [(line_no, line.rstrip("\r")) for line_no, line in enumerate(text.split("\n"), start=1)]
+    lines = [(line_no, line) for line_no, line in lines if line.strip(ASCII_SPACE) and not line.startswith("#")]
+    tabbed = any("\t" in line for _, line in lines)
     pairs: dict[tuple[str, str], None] = {}
-    for line_no, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
-        if not line.strip() or line.startswith("#"):
-            continue
-        fields = [field.strip() for field in line.split("\t")] if tabbed else line.split()
+    for line_no, line in lines:
+        fields = [field.strip(ASCII_SPACE) for field in line.split("\t")] if tabbed else line.strip(ASCII_SPACE).split(" ")
+        fields = fields if tabbed else [field for field in fields if field]
         if len(fields) < 2 or not tabbed and len(fields) > 2:
             expected = "source<TAB>target" if tabbed else "'source target' (or source<TAB>target where ids hold spaces)"
             raise FileFormatError(f"line {line_no} has {len(fields)} column(s); expected {expected}", path)

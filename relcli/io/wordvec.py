@@ -2,7 +2,7 @@
 numbers a line, as fastText, MUSE, GloVe and gensim write them.
 
 Layout read: an optional header line ``N D`` (two integers: rows and dimension; without it D is
-the first line's field count minus one and N the number of lines), then ``word v_1 … v_D`` a
+the count of numbers that end the first line and N the number of lines), then ``word v_1 … v_D`` a
 line, separated by spaces (fastText ends every line with one more). A word may hold spaces: a
 line is split into its last D fields and what comes before them. Blank lines are skipped. Words
 become the file's ids (strings), so a bilingual dictionary (``--pairs``) can name them.
@@ -26,15 +26,18 @@ import numpy as np
 
 from relcli.errors import DataError, FileFormatError, describe_rows
 
-SUFFIXES = (".vec", ".vec.gz")
 #: lines parsed or formatted at a time
 PARSE_ROWS = 2048
 #: the header's row count is written in this many characters, so it can be rewritten in place
 _COUNT_WIDTH = 20
 
 
-def is_word_vectors(path: Path) -> bool:
-    return path.name.lower().endswith(SUFFIXES)
+def _number(field: bytes) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
 
 
 def _header(line: bytes) -> tuple[int, int] | None:
@@ -70,9 +73,11 @@ class WordVectorSource:
                     if self.dim < 1:
                         raise DataError(f"line {line_no}: the header says {self.dim} dimensions", self.path)
                     continue
-                self.dim = len(line.split()) - 1
+                fields = line.split()  # no header: D is the count of numbers that end the first line
+                self.dim = next((len(fields) - i for i in range(1, len(fields)) if all(map(_number, fields[i:]))), 0)
                 if self.dim < 1:
-                    raise DataError(f"line {line_no} holds one field: a word and its numbers were expected", self.path)
+                    raise DataError(f"line {line_no} does not end in a number: a word and its numbers were expected",
+                                    self.path)
             words.append(self._word(self._split(line, line_no)[0], line_no))
         if not words:
             raise DataError("holds no word vectors", self.path)
@@ -87,7 +92,7 @@ class WordVectorSource:
             handle = gzip.open(self.path, "rb") if self.path.name.lower().endswith(".gz") else open(self.path, "rb")
             with handle:
                 for line_no, raw in enumerate(handle, start=1):
-                    line = raw.rstrip()
+                    line = (raw.removeprefix(b"\xef\xbb\xbf") if line_no == 1 else raw).rstrip()  # a UTF-8 byte-order mark
                     if line:
                         yield line_no, line
         except (OSError, EOFError, zlib.error) as exc:
@@ -99,9 +104,9 @@ class WordVectorSource:
         if first > 0 and line.count(b" ") == self.dim and b"  " not in line and b"\t" not in line:
             return line[:first], line[first + 1:]  # the common case: single spaces, no space in the word
         fields = line.rsplit(None, self.dim)
-        if len(fields) != self.dim + 1:
+        if len(fields) != self.dim + 1 or len(fields[0].split()) > 1 and _number(fields[0].split()[-1]):
             raise DataError(f"line {line_no} has {len(line.split())} fields: a word and {self.dim} numbers were expected",
-                            self.path)
+                            self.path)  # a word may hold spaces, but one that ends in a number is a line too long
         return fields[0], b" ".join(fields[1:])
 
     def _word(self, raw: bytes, line_no: int) -> str:
@@ -150,8 +155,8 @@ class WordVectorSource:
                 try:
                     np.loadtxt([text.decode("ascii")], dtype=np.float64, comments=None, ndmin=2)
                 except (ValueError, UnicodeDecodeError):
-                    raise DataError(f"line {numbers[i]} (word {self.ids[first + i]!r}) holds a value that is not a "
-                                    "number", self.path) from None
+                    word = self.ids[first + i:first + i + 1].tolist()[0]
+                    raise DataError(f"line {numbers[i]} (word {word!r}) holds a value that is not a number", self.path) from None
             raise DataError(f"lines {numbers[0]}-{numbers[-1]} hold a value that is not a number", self.path) from None
 
     def close(self) -> None:
@@ -164,13 +169,13 @@ def header_line(n_rows: int, dim: int) -> bytes:
 
 
 def words(ids, path: Path) -> list[str]:
-    """Ids as words: a word must be non-empty text with no whitespace around it and no line break
-    (it would not read back the same)."""
+    """Ids as words: a word must be non-empty text with no whitespace (fastText, MUSE and gensim split
+    their lines on spaces; relcli reads a spaced word back, they do not)."""
     keys = [str(k) for k in ids.tolist()]
-    bad = [k for k in keys if k == "" or k != k.strip() or "\n" in k or "\r" in k]
+    bad = [k for k in keys if k.split() != [k]]
     if bad:
-        raise DataError(f"{describe_rows(bad, 'ids')} cannot be words of a .vec file (empty, a line break, or spaces "
-                        "around them)", path)
+        raise DataError(f"{describe_rows(bad, 'ids')} cannot be words of a .vec file (empty, or holding spaces or "
+                        "line breaks)", path)
     return keys
 
 

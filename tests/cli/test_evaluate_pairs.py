@@ -70,7 +70,8 @@ def test_ids_sample_gates_and_details(words, tmp_path):
     report = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--ids", tmp_path / "some.txt")
     assert report["rows"] == len(chosen) and list(report["metrics"]) == ["top1", "top5", "top10", "mrr"]
     assert report["metrics"]["top1"] == pytest.approx(np.mean([ranks[int(w[2:])] == 1 for w in chosen]))
-    assert evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--query-sample", "7")["rows"] == 7
+    sampled = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--query-sample", "7")
+    assert sampled["rows"] == sampled["query_sample"] == 7
     result = invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--min", "top1=0.99", "-v")
     assert result.exit_code == 1 and "gate failed: top1 = " in result.stderr
     assert f"{len(pairs) - 2} of the {len(pairs)} pairs of en-fr.txt have both ids: {N_SOURCE // 2} source words" in result.stderr
@@ -88,5 +89,5 @@ def test_usage_and_data_errors_name_the_file(words, tmp_path):
     assert_clean_error(invoke("evaluate", wide, "--reference", fr_path, "--pairs", dictionary), 1, "translate the words",
                        path=wide)
     assert_clean_error(invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--metrics", "top71"), 1,
-                       "top71")
+                       "top71 needs at least 71 rows", path=fr_path)
     ok(invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--metrics", "top70"), data=True)

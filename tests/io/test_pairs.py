@@ -55,3 +55,11 @@ def test_written_pairs_read_back_in_order_without_repeats(tmp_path_factory, pair
     path = tmp_path_factory.mktemp("pairs") / "pairs.txt"
     path.write_text("".join(f"{a}{chr(9) if tabbed else ' '}{b}\n" for a, b in pairs), encoding="utf-8")
     assert read_pairs(path) == list(dict.fromkeys(pairs))
+
+
+def test_only_ascii_spaces_separate_and_comments_do_not_choose_the_layout(tmp_path):
+    """A word holding a no-break space stays one word (as in a .vec file); a tab in a comment does not
+    make a space-separated dictionary tab-separated."""
+    path = tmp_path / "pairs.txt"
+    path.write_text("# source\ttarget\nnew\u00a0york nueva\u00a0york\nthe le\n", encoding="utf-8")
+    assert read_pairs(path) == [("new\u00a0york", "nueva\u00a0york"), ("the", "le")]
