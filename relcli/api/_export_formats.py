@@ -135,7 +135,7 @@ class _VecSink(_Sink):
         from relcli.io.wordvec import PARSE_ROWS, vector_lines
 
         for lo in range(0, len(block), PARSE_ROWS):  # the text of a whole chunk would take several times its memory
-            self.handle.write(vector_lines(block[lo:lo + PARSE_ROWS], ids[lo:lo + PARSE_ROWS], self.dtype, self.path))
+            self.handle.write(vector_lines(block[lo:lo + PARSE_ROWS], ids[lo:lo + PARSE_ROWS], self.dtype))
         self.rows += len(block)
 
     def close(self) -> None:

@@ -100,9 +100,9 @@ def export(
             if labels is not None:
                 id_lines(labels.tolist(), input, "labels")
         if kind == "vec":
-            from relcli.io.wordvec import words
+            from relcli.io.wordvec import check_words
 
-            words(ids, input)  # the same: fail before the work when an id cannot be a word
+            check_words(ids, input)  # the same: fail before the work when an id cannot be a word
             if labels is not None:
                 warnings.append(f"{output.name} holds no labels: the .vec format has no place for them")
         parameters = {"format": kind, "dtype": out_dtype, "key": key}

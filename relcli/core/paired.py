@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import torch
 
@@ -36,7 +37,7 @@ from relcli.core.metrics import CKASums, _knn_mask, _rank_summary, _tie_tol, mea
 SIMILARITY_ELEMENTS = 1 << 24
 
 
-class PairedRows:
+class PairedRows(Protocol):
     """Aligned rows of a prediction and a reference, as the metrics read them.
 
     ``n`` rows; ``chunk_rows``: rows per chunk; ``chunks()`` yields (start, pred rows, ref rows)
@@ -46,14 +47,12 @@ class PairedRows:
     n: int
     chunk_rows: int
 
-    def chunks(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError
+    def chunks(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]: ...
 
-    def rows(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+    def rows(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
-class TensorRows(PairedRows):
+class TensorRows:
     """``pred`` and ``ref`` in memory (checked by the caller: same rows, one dtype and device)."""
 
     def __init__(self, pred: torch.Tensor, ref: torch.Tensor, chunk_rows: int):
@@ -118,14 +117,14 @@ def _compact(values: torch.Tensor, keep: torch.Tensor, start: int, index: torch.
 class _Queries:
     """One block of query rows and what the pass keeps for them."""
 
-    def __init__(self, rows: torch.Tensor, pred: torch.Tensor, ref: torch.Tensor, tol: float):
+    def __init__(self, rows: torch.Tensor, pred: torch.Tensor, ref: torch.Tensor, tol: float, knn_k: int):
         self.rows, self.pred, self.ref, self.tol = rows, pred, ref, tol
         self.own = (pred * ref).sum(dim=1) if pred.shape[1] == ref.shape[1] else None
         self.ranks = torch.ones(len(rows), dtype=torch.int64, device=pred.device)  # 1 + the rows counted above
         self.csls_ranks = torch.ones_like(self.ranks)
         self.own_csls: torch.Tensor | None = None  # 2 cos(p_q, r_q) − r_S(r_q)
-        self.near_pred: _Nearest | None = None
-        self.near_ref: _Nearest | None = None
+        self.near_pred = _Nearest(len(rows), knn_k, tol, pred) if knn_k else None
+        self.near_ref = _Nearest(len(rows), knn_k, tol, ref) if knn_k else None
 
     def own_columns(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(positions in this block, columns in rows start:stop) of the queries whose own row lies there."""
@@ -170,7 +169,7 @@ def paired_metrics(
         tol = _tie_tol(pred_q.dtype)
         queries = queries.to(pred_q.device)
         step = max(1, min(query_batch or len(queries), len(queries)))
-        blocks = [_Queries(queries[part], pred_q[part], ref_q[part], tol) for part in row_chunks(len(queries), step)]
+        blocks = [_Queries(queries[part], pred_q[part], ref_q[part], tol, knn_k) for part in row_chunks(len(queries), step)]
         width = max(1, SIMILARITY_ELEMENTS // len(queries))
         sampled = len(queries) < n
         if csls:
@@ -250,12 +249,10 @@ def _count(blocks: list[_Queries], start: int, pred_hat, ref_hat, ranking: bool,
     if knn_k:
         for block in blocks:
             inside, columns = block.own_columns(start, stop)
-            for attribute, queries, rows in (("near_pred", block.pred, pred_hat), ("near_ref", block.ref, ref_hat)):
+            for nearest, queries, rows in ((block.near_pred, block.pred, pred_hat), (block.near_ref, block.ref, ref_hat)):
                 block_sims = queries @ rows.T
                 block_sims[inside, columns] = -math.inf
-                if getattr(block, attribute) is None:
-                    setattr(block, attribute, _Nearest(len(block.rows), knn_k, block.tol, block_sims))
-                getattr(block, attribute).add(block_sims, start)
+                nearest.add(block_sims, start)
 
 
 def _own_csls(blocks: list[_Queries], pred_q: torch.Tensor, k: int, sampled: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,8 +104,9 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     ignored, ids may hold spaces) when any line holds a tab, else whitespace-separated with exactly
     two fields a line (``source target``, as the MUSE bilingual dictionaries are written), split on
     ASCII spaces only (a no-break space is part of a word, as in ``.vec`` files). Fields are taken
-    verbatim (no CSV quoting: a dictionary may list ``"`` as a word), stripped of spaces around them. Exact repeats of a pair are kept once. Blank lines and lines starting with '#'
-    are skipped; a header line is not special (a pair whose ids do not occur simply never matches).
+    verbatim (no CSV quoting: a dictionary may list ``"`` as a word), stripped of spaces around them.
+    Exact repeats of a pair are kept once. Blank lines and lines starting with '#' are skipped; a
+    header line is not special (a pair whose ids do not occur simply never matches).
     """
     path = Path(path)
     if not path.is_file():
@@ -120,8 +122,7 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     tabbed = any("\t" in line for _, line in lines)
     pairs: dict[tuple[str, str], None] = {}
     for line_no, line in lines:
-        fields = [field.strip(ASCII_SPACE) for field in line.split("\t")] if tabbed else line.strip(ASCII_SPACE).split(" ")
-        fields = fields if tabbed else [field for field in fields if field]
+        fields = [field.strip(ASCII_SPACE) for field in line.split("\t")] if tabbed else re.split(r"[ \f\v]+", line.strip(ASCII_SPACE))
         if len(fields) < 2 or not tabbed and len(fields) > 2:
             expected = "source<TAB>target" if tabbed else "'source target' (or source<TAB>target where ids hold spaces)"
             raise FileFormatError(f"line {line_no} has {len(fields)} column(s); expected {expected}", path)

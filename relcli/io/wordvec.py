@@ -168,20 +168,18 @@ def header_line(n_rows: int, dim: int) -> bytes:
     return f"{n_rows:<{_COUNT_WIDTH}d} {dim}\n".encode("ascii")
 
 
-def words(ids, path: Path) -> list[str]:
-    """Ids as words: a word must be non-empty text with no whitespace (fastText, MUSE and gensim split
-    their lines on spaces; relcli reads a spaced word back, they do not)."""
-    keys = [str(k) for k in ids.tolist()]
-    bad = [k for k in keys if k.split() != [k]]
+def check_words(ids, path: Path) -> None:
+    """Ids can be words: non-empty text with no whitespace (fastText, MUSE and gensim split their lines
+    on spaces; relcli reads a spaced word back, they do not)."""
+    bad = [k for k in map(str, ids.tolist()) if k.split() != [k]]
     if bad:
         raise DataError(f"{describe_rows(bad, 'ids')} cannot be words of a .vec file (empty, or holding spaces or "
                         "line breaks)", path)
-    return keys
 
 
-def vector_lines(block: np.ndarray, ids, dtype: str, path: Path) -> bytes:
-    """The lines of ``block``'s rows, ``ids`` as the words, the numbers with the digits that read back
-    bit for bit in ``dtype``."""
+def vector_lines(block: np.ndarray, ids, dtype: str) -> bytes:
+    """The lines of ``block``'s rows, ``ids`` as the words (checked by ``check_words`` before the work), the
+    numbers with the digits that read back bit for bit in ``dtype``."""
     numbers = " ".join(["%.9g" if dtype == "float32" else "%.17g"] * block.shape[1]) + "\n"
     rows = np.asarray(block, dtype=np.float64).tolist()
-    return "".join(f"{word} " + numbers % tuple(row) for word, row in zip(words(ids, path), rows)).encode("utf-8")
+    return "".join(f"{word} " + numbers % tuple(row) for word, row in zip(ids.tolist(), rows)).encode("utf-8")
