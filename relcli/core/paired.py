@@ -69,9 +69,16 @@ class TensorRows:
 
 class _Nearest:
     """The k nearest rows of each query among the rows seen so far, by cosine, the query itself left
-    out: every row within τ of the running k-th largest similarity is kept (the k-th largest over
-    all rows is at least that over any part of them, so no row that ends among the k nearest, ties
-    included, is ever dropped). Columns stay in row order, so ``sets`` can break ties by row index."""
+    out. Columns stay in row order, so ``sets`` can break ties by row index. A row is kept unless
+    it can never end among the k nearest, ties included:
+
+    - it lies more than τ below the running k-th largest similarity (the k-th largest over all rows
+      is at least that over any part of them);
+    - or k earlier rows are at least as close (ties go to the lower index): it is no larger than
+      the k-th largest of the rows before it, or than a value that k earlier rows reach.
+
+    The second rule bounds the rows kept when many rows are duplicates, which all tie.
+    """
 
     def __init__(self, queries: int, k: int, tol: float, like: torch.Tensor):
         self.k, self.tol = k, tol
@@ -80,13 +87,26 @@ class _Nearest:
         self.kth = like.new_full((queries, 1), -math.inf)  # the running k-th largest similarity
 
     def add(self, sims: torch.Tensor, start: int) -> None:
+        before = self.kth  # the k-th largest of every earlier row (−inf until k rows were seen)
         if sims.shape[1] >= self.k:
             self.kth = torch.maximum(self.kth, sims.topk(self.k, dim=1).values[:, -1:])
-        values, index = _compact(sims, sims >= self.kth - self.tol, start)
+        values, index = _compact(sims, self._kept(sims) & (sims > before), start)
         values, index = torch.cat([self.values, values], dim=1), torch.cat([self.index, index], dim=1)
         if values.shape[1] >= self.k:
             self.kth = values.topk(self.k, dim=1).values[:, -1:]
-        self.values, self.index = _compact(values, values >= self.kth - self.tol, 0, index)
+        self.values, self.index = _compact(values, self._kept(values), 0, index)
+
+    def _kept(self, values: torch.Tensor) -> torch.Tensor:
+        """Entries (columns in row order) within τ of the running k-th, less those at or below it
+        that come after k entries at or above it."""
+        keep = values >= self.kth - self.tol
+        reach = values >= self.kth
+        crowded = (_row_counts(reach) > self.k).nonzero().flatten()  # ties at the k-th (duplicates)
+        if len(crowded):
+            reached = reach[crowded]
+            earlier = reached.cumsum(dim=1, dtype=torch.int32) - reached.to(torch.int32)
+            keep[crowded] &= (values[crowded] > self.kth[crowded]) | (earlier < self.k)
+        return keep
 
     def sets(self, k: int) -> torch.Tensor:
         """(queries × k) row indices of the k nearest (k ≤ the k this was built for); ties to the lower index."""

@@ -101,3 +101,24 @@ def test_a_query_sample_does_not_sink_the_right_answers_under_csls():
     sampled = paired_metrics(TensorRows(pred, ref, 700), wanted, None, query_sample=1000, seed=0)
     assert sampled["csls_top1"] > sampled["top1"]
     assert abs(sampled["csls_top1"] - full["csls_top1"]) < 0.02
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 60])
+@pytest.mark.parametrize("k", [1, 3, 25])
+def test_duplicate_rows_give_the_naive_neighbour_sets(chunk, k):
+    generator = torch.Generator().manual_seed(11)
+    base = torch.randn(3, 6, generator=generator, dtype=torch.float64)
+    rows = torch.arange(60) % 3
+    pred, ref = base[rows], (base + 0.3 * torch.randn(3, 6, generator=generator, dtype=torch.float64))[rows]
+    got = paired_metrics(TensorRows(pred, ref, chunk), parsed_metrics([f"jaccard@{k}"]), query_batch=8)
+    assert got[f"jaccard@{k}"] == pytest.approx(naive_jaccard(pred, ref, k), abs=1e-12)
+
+
+def test_duplicate_rows_keep_k_candidates_not_every_tie():
+    from relcli.core.paired import _Nearest
+
+    nearest = _Nearest(queries=5, k=3, tol=1e-6, like=torch.empty(0))
+    for start in range(0, 2000, 200):  # every row at the same similarity: all tie, the first 3 win
+        nearest.add(torch.full((5, 200), 0.5), start)
+        assert nearest.values.shape[1] == 3
+    assert nearest.sets(3).tolist() == [[0, 1, 2]] * 5
