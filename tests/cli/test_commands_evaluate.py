@@ -209,5 +209,6 @@ def test_every_metric_streams_through_files_and_equals_the_in_memory_result(data
         extra = [] if sample is None else ["--query-sample", str(sample)]
         report = evaluate_json(judged, "--reference", data.y_h5, "--metrics", ",".join(names), "--batch-size", batch,
                                "--seed", "3", *extra)
-        for name in names:
-            assert report["metrics"][name] == pytest.approx(expected[name], abs=1e-9), (batch, name)
+        for name in names:  # float32 files: CKA's products are float32 and their sums depend on the chunks (~1e-8)
+            tolerance = 1e-6 if name == "cka" else 1e-9
+            assert report["metrics"][name] == pytest.approx(expected[name], abs=tolerance), (batch, name)

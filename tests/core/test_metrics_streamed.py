@@ -122,3 +122,24 @@ def test_duplicate_rows_keep_k_candidates_not_every_tie():
         nearest.add(torch.full((5, 200), 0.5), start)
         assert nearest.values.shape[1] == 3
     assert nearest.sets(3).tolist() == [[0, 1, 2]] * 5
+
+
+@pytest.mark.parametrize("offset", [0.0, 5.0, 3e4])
+def test_cka_of_float32_rows_matches_float64_sums_at_any_chunking(offset):
+    """float32 rows take float32 products (summed in float64): within 3e-7 of the float64 CKA,
+    even under a large shared offset (the rows are shifted by the first rows' mean first)."""
+    from relcli.core.metrics import CKASums
+
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(3000, 32, generator=generator) * torch.logspace(0, -2, 32) + offset
+    y = 2.5 * x @ torch.linalg.qr(torch.randn(32, 32, generator=generator))[0] + 0.3 * torch.randn(3000, 32, generator=generator)
+
+    def cka(a, b, step):
+        sums = CKASums()
+        for start in range(0, a.shape[0], step):
+            sums.add(a[start:start + step], b[start:start + step])
+        return sums.value()
+
+    truth = cka(x.double(), y.double(), 3000)
+    for step in (7, 500, 3000):
+        assert cka(x, y, step) == pytest.approx(truth, abs=3e-7)
