@@ -5,7 +5,10 @@ target vocabulary (ids: the target words), and a dictionary (``--pairs``, as ``r
 it) says which target words are right for which source word. Each source word of the dictionary
 that both files can answer is a query: its translated row is ranked against every reference row,
 and the best-placed of its right answers counts (``relcli.core.paired.dictionary_ranks``):
-top{k} is MUSE's precision@k with nearest neighbours.
+top{k} is MUSE's precision@k with nearest neighbours, csls_top{k} the same under CSLS, whose
+hubness r_S(y) of a target word is its mean cosine to its 10 nearest rows among every row of the
+judged file (the translated source vocabulary, as MUSE takes it): a pass over the judged file for
+every chunk of the reference, so it costs judged rows × reference rows and is asked for by name.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 from relcli.errors import DataError, UsageError
 
 #: the metrics a dictionary evaluation has: ranks of words among the whole vocabulary
-DICTIONARY_FAMILIES = ("top", "mrr", "mrr@")
+DICTIONARY_FAMILIES = ("top", "mrr", "mrr@", "csls_top")
 DEFAULT_DICTIONARY_METRICS = ["top1", "top5", "top10", "mrr"]
 
 
@@ -26,7 +29,7 @@ def check_dictionary_metrics(names: list[str] | None) -> list[str]:
     for name, (family, _) in parsed_metrics(names).items():
         if family not in DICTIONARY_FAMILIES:
             raise UsageError(f"metric {name!r} compares aligned rows; with --pairs evaluate ranks words among the whole "
-                             "reference: top{k}, mrr, mrr@{k}")
+                             "reference: top{k}, mrr, mrr@{k}, csls_top{k}")
     return list(dict.fromkeys(names))
 
 
@@ -39,9 +42,9 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
     """
     import torch
 
-    from relcli.core.evaluation import parsed_metrics
+    from relcli.core.evaluation import CSLS_NEIGHBOURS, parsed_metrics
     from relcli.core.metrics import _rank_summary, query_indices
-    from relcli.core.paired import dictionary_ranks
+    from relcli.core.paired import dictionary_ranks, hub_means
     from relcli.io.join import find_rows, read_pairs
 
     listed = read_pairs(pairs)
@@ -66,8 +69,22 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
         details.append(f"ranks of {len(words):,} sampled source words (--query-sample)")
     parsed = parsed_metrics(names)
     for kind, k in parsed.values():
-        if kind == "top" and k > ref.n_rows:
-            raise DataError(f"top{k} needs at least {k} rows to rank among; it has {ref.n_rows:,}", ref.path)
+        if kind in ("top", "csls_top") and k > ref.n_rows:
+            raise DataError(f"{kind}{k} needs at least {k} rows to rank among; it has {ref.n_rows:,}", ref.path)
+    hubs = None
+    if any(kind == "csls_top" for kind, _ in parsed.values()):
+        if judged.n_rows < CSLS_NEIGHBOURS:
+            raise DataError(f"CSLS needs at least {CSLS_NEIGHBOURS} translated rows for the hubness of a target word; "
+                            f"it has {judged.n_rows:,}", input)
+        details.append(f"CSLS: each reference row's hubness from its {CSLS_NEIGHBOURS} nearest among all "
+                       f"{judged.n_rows:,} rows of {input.name}")
+
+        def translated():
+            for start in range(0, judged.n_rows, chunk_rows):
+                yield load(judged, np.arange(start, min(start + chunk_rows, judged.n_rows), dtype=np.int64))
+
+        def hubs(rows_hat):
+            return hub_means(rows_hat, translated(), CSLS_NEIGHBOURS)
 
     def gallery():
         for start in range(0, ref.n_rows, chunk_rows):
@@ -76,12 +93,14 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
             if progress is not None:
                 progress("evaluate --pairs", stop, ref.n_rows)
 
-    ranks = dictionary_ranks(
+    ranks, csls_ranks = dictionary_ranks(
         load(judged, words), torch.from_numpy(np.searchsorted(words, source_rows)), torch.from_numpy(target_rows),
-        load(ref, target_rows), gallery(), query_batch,
+        load(ref, target_rows), gallery(), query_batch, hubs,
     )
     results = {}
     for name, (kind, k) in parsed.items():
-        summary = _rank_summary(ranks, [k] if kind == "top" else [], [k] if kind == "mrr@" else [])
-        results[name] = summary[name]
+        if kind == "csls_top":
+            results[name] = _rank_summary(csls_ranks, [k], [], prefix="csls_")[name]
+        else:
+            results[name] = _rank_summary(ranks, [k] if kind == "top" else [], [k] if kind == "mrr@" else [])[name]
     return results, len(words), details

@@ -63,7 +63,8 @@ def evaluate(
                                                   "tab- or space-separated, many-to-many): rank each translated source "
                                                   "word among every reference row, any of its translations a hit "
                                                   "(top{k} = precision@k of word translation; default top1, top5, "
-                                                  "top10, mrr).")] = None,
+                                                  "top10, mrr; csls_top{k} under CSLS, its hubness among every row of "
+                                                  "INPUT: costs INPUT rows x reference rows).")] = None,
     seed: opt.Seed = 0,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,

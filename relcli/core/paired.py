@@ -292,6 +292,18 @@ def _own_csls(blocks: list[_Queries], pred_q: torch.Tensor, k: int, sampled: boo
         first += len(block.rows)
 
 
+def hub_means(rows_hat: torch.Tensor, sources: Iterator[torch.Tensor], k: int) -> torch.Tensor:
+    """r_S(y) for unit rows y (m × d): the mean of the k largest cos(y, s) over every row s that
+    ``sources`` yields (the translated source vocabulary, in chunks), as CSLS's hubness (m,)."""
+    best = None
+    step = max(1, SIMILARITY_ELEMENTS // max(1, rows_hat.shape[0]))
+    for source in sources:
+        source_hat = l2_normalize(source.to(rows_hat), "translated rows")
+        for lo in range(0, source_hat.shape[0], step):
+            best = _running_top(best, rows_hat @ source_hat[lo:lo + step].T, k)
+    return best.mean(dim=1)
+
+
 def dictionary_ranks(
     pred_q: torch.Tensor,
     pair_query: torch.Tensor,
@@ -299,28 +311,40 @@ def dictionary_ranks(
     target_rows: torch.Tensor,
     gallery: Iterator[tuple[int, torch.Tensor]],
     query_batch: int | None = None,
-) -> torch.Tensor:
+    hubs: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Ranks of translated words among a whole target vocabulary, any of their translations a hit
-    (bilingual lexicon induction, as MUSE scores it with nearest neighbours).
+    (bilingual lexicon induction, as MUSE scores it with nearest neighbours and with CSLS).
 
     ``pred_q`` (m × d): the queries' rows; pair p says target row ``pair_target[p]`` is a right
     answer of query ``pair_query[p]``, with ``target_rows`` (pairs × d) that row itself;
-    ``gallery`` yields (start, rows) over every target row in order. rank_q = 1 + #{j ∉ T(q):
-    cos(p_q, r_j) > max_{t ∈ T(q)} cos(p_q, r_t) + τ}: the best-placed right answer counts.
+    ``gallery`` yields (start, rows) over every target row in order. Nearest neighbours:
+    rank_q = 1 + #{j ∉ T(q): cos(p_q, r_j) > max_{t ∈ T(q)} cos(p_q, r_t) + τ}: the best-placed right
+    answer counts. With ``hubs`` (unit target rows -> r_S, ``hub_means`` over the translated
+    vocabulary) also CSLS ranks, by 2cos(p_q, r_j) − r_S(r_j) (−r_T(p_q) is the same for every j
+    and cannot change a rank), with 4τ for the tie: (ranks, CSLS ranks or None).
     """
     pred_hat = l2_normalize(pred_q, "translated rows")
     m, tol = pred_hat.shape[0], _tie_tol(pred_hat.dtype)
     device = pred_hat.device
     pair_query, pair_target = pair_query.to(device), pair_target.to(device)
-    right = (pred_hat[pair_query] * l2_normalize(target_rows.to(pred_hat), "reference rows")).sum(dim=1)
-    best = torch.full((m,), -math.inf, dtype=pred_hat.dtype, device=device).scatter_reduce_(0, pair_query, right, "amax")
+    targets_hat = l2_normalize(target_rows.to(pred_hat), "reference rows")
+    right = (pred_hat[pair_query] * targets_hat).sum(dim=1)
+    empty = torch.full((m,), -math.inf, dtype=pred_hat.dtype, device=device)
+    best = empty.clone().scatter_reduce_(0, pair_query, right, "amax")
     ranks = torch.ones(m, dtype=torch.int64, device=device)
+    csls_ranks = best_csls = None
+    if hubs is not None:
+        best_csls = empty.clone().scatter_reduce_(0, pair_query, 2 * right - hubs(targets_hat), "amax")
+        csls_ranks = torch.ones_like(ranks)
     step = max(1, min(query_batch or m, m))
+    width = max(1, SIMILARITY_ELEMENTS // step)
     for start, rows in gallery:
         rows_hat = l2_normalize(rows.to(pred_hat), "reference rows")
+        rows_hubs = hubs(rows_hat) if hubs is not None else None
         inside = (pair_target >= start) & (pair_target < start + rows_hat.shape[0])
-        for lo in range(0, rows_hat.shape[0], max(1, SIMILARITY_ELEMENTS // step)):
-            part = rows_hat[lo:lo + max(1, SIMILARITY_ELEMENTS // step)]
+        for lo in range(0, rows_hat.shape[0], width):
+            part = rows_hat[lo:lo + width]
             columns = pair_target - start - lo
             here = inside & (columns >= 0) & (columns < part.shape[0])
             for q in row_chunks(m, step):
@@ -328,7 +352,10 @@ def dictionary_ranks(
                 mine = here & (pair_query >= q.start) & (pair_query < q.stop)
                 sims[pair_query[mine] - q.start, columns[mine]] = -math.inf  # a right answer is never counted against
                 ranks[q] += _row_counts(sims > (best[q] + tol)[:, None])
-    return ranks
+                if rows_hubs is not None:
+                    scores = 2 * sims - rows_hubs[None, lo:lo + width]
+                    csls_ranks[q] += _row_counts(scores > (best_csls[q] + 4 * tol)[:, None])
+    return ranks, csls_ranks
 
 
-__all__ = ["PairedRows", "SIMILARITY_ELEMENTS", "TensorRows", "dictionary_ranks", "paired_metrics"]
+__all__ = ["PairedRows", "SIMILARITY_ELEMENTS", "TensorRows", "dictionary_ranks", "hub_means", "paired_metrics"]

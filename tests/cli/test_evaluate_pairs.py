@@ -47,6 +47,46 @@ def naive_ranks(en, fr, pairs):
     return ranks
 
 
+def naive_csls_ranks(en, fr, pairs, neighbours=10):
+    """CSLS as MUSE ranks with it: 2cos(p_q, r_j) − r_S(r_j), r_S(r_j) = the mean of r_j's 10 largest
+    cosines to every translated row (r_T(p_q) is the same for every j); the best right answer counts."""
+    unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
+    sims = unit(en.astype(np.float64)) @ unit(fr.astype(np.float64)).T
+    hubs = np.sort(sims, axis=0)[-neighbours:].mean(axis=0)
+    scores = 2 * sims - hubs[None, :]
+    answers: dict[int, set[int]] = {}
+    for a, b in pairs:
+        if a.startswith("en") and a[2:].isdigit() and b[2:].isdigit():
+            answers.setdefault(int(a[2:]), set()).add(int(b[2:]))
+    ranks = {}
+    for q, right in answers.items():
+        best = max(scores[q, t] for t in right)
+        ranks[q] = 1 + sum(1 for j in range(len(fr)) if j not in right and scores[q, j] > best + 1e-6)
+    return ranks
+
+
+@pytest.mark.parametrize(("batch", "query_batch"), [("100000", "4096"), ("4", "3")])
+def test_csls_ranks_with_the_hubness_of_every_translated_row(words, batch, query_batch, tmp_path):
+    en, fr, en_path, fr_path, dictionary, pairs = words
+    csls = naive_csls_ranks(en, fr, pairs)
+    nearest = naive_ranks(en, fr, pairs)
+    assert csls != nearest  # the hubness changes some ranks: a test that can tell CSLS from plain cosine
+    report = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--batch-size", batch,
+                           "--query-batch", query_batch, "--metrics", "top1,csls_top1,csls_top5")
+    ranks = np.array(list(csls.values()))
+    assert report["metrics"]["csls_top1"] == pytest.approx(np.mean(ranks == 1))
+    assert report["metrics"]["csls_top5"] == pytest.approx(np.mean(ranks <= 5))
+    assert report["metrics"]["top1"] == pytest.approx(np.mean(np.array(list(nearest.values())) == 1))
+    chosen = [f"en{i}" for i in range(0, 30, 2)]  # --ids picks the queries; the hubness still counts every row
+    (tmp_path / "some.txt").write_text("\n".join(chosen) + "\n")
+    some = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--ids", tmp_path / "some.txt",
+                         "--metrics", "csls_top1")
+    assert some["metrics"]["csls_top1"] == pytest.approx(np.mean([csls[int(w[2:])] == 1 for w in chosen]))
+    few = write_embeddings(tmp_path / "few.h5", en[:9], ids=[f"en{i}" for i in range(9)])
+    assert_clean_error(invoke("evaluate", few, "--reference", fr_path, "--pairs", dictionary, "--metrics", "csls_top1"), 1,
+                       "CSLS needs at least 10 translated rows", path=few)
+
+
 @pytest.mark.parametrize(("batch", "query_batch"), [("100000", "4096"), ("4", "3")])
 def test_ranks_among_the_whole_vocabulary_with_any_translation_a_hit(words, batch, query_batch):
     en, fr, en_path, fr_path, dictionary, pairs = words
