@@ -34,12 +34,15 @@ def check_dictionary_metrics(names: list[str] | None) -> list[str]:
 
 
 def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, query_sample, seed, query_batch,
-                       progress, input) -> tuple[dict[str, float], int, list[str]]:
-    """(metrics, queries, details) of the translated words of ``judged`` against every row of ``ref``.
+                       progress, input, usable=None) -> tuple[dict[str, float], int, list[str], list[str]]:
+    """(metrics, queries, details, warnings) of the translated words of ``judged`` against every row of ``ref``.
 
     ``selected``: the judged rows --ids/--exclude-ids keep (None: all); ``load(reader, rows)`` reads
-    rows (bad rows are an error naming their ids); ``query_sample`` of the source words, seeded.
+    rows (bad rows are an error naming their ids); ``query_sample`` of the source words, seeded;
+    ``usable``: (judged, ref) bool masks of the rows --drop-invalid keeps (None: all; a reference
+    row left out is never ranked, a pair with a row left out not scored).
     """
+    from relcli.api.evaluate import left_out
     import torch
 
     from relcli.core.evaluation import CSLS_NEIGHBOURS, parsed_metrics
@@ -50,18 +53,30 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
     listed = read_pairs(pairs)
     source_rows, source_found = find_rows([a for a, _ in listed], judged.row_keys())
     target_rows, target_found = find_rows([b for _, b in listed], ref.row_keys())
-    usable = source_found & target_found
+    judged_ok, ref_ok = usable if usable is not None else (np.ones(judged.n_rows, bool), np.ones(ref.n_rows, bool))
+    gallery_rows, translated_rows = np.flatnonzero(ref_ok), np.flatnonzero(judged_ok)
+    found = source_found & target_found
+    warnings = []
+    if not found.all():
+        warnings.append(f"{int((~found).sum()):,} of the {len(listed):,} pairs of {pairs.name} name a word that "
+                        f"{input.name} or {ref.path.name} lacks: they are not scored")
+    usable = found.copy()
     if selected is not None:
         kept = np.zeros(judged.n_rows, dtype=bool)
         kept[selected] = True
         usable &= kept[source_rows]
+    if not ref_ok.all():
+        warnings += left_out(ref, ref_ok, np.arange(ref.n_rows), True)
+    if not judged_ok.all():
+        warnings += left_out(judged, judged_ok, source_rows[usable], True)
+    usable &= judged_ok[source_rows] & ref_ok[target_rows]
     if not usable.any():
         raise DataError(f"none of its {len(listed):,} pairs has its first id in {input.name} (after --ids/--exclude-ids) "
                         f"and its second in {ref.path.name}", pairs)
     source_rows, target_rows = source_rows[usable], target_rows[usable]
     words = np.unique(source_rows)
     details = [f"{int(usable.sum()):,} of the {len(listed):,} pairs of {pairs.name} have both ids: {len(words):,} source "
-               f"words ranked among the {ref.n_rows:,} rows of {ref.path.name}"]
+               f"words ranked among the {len(gallery_rows):,} rows of {ref.path.name}"]
     if query_sample is not None and query_sample < len(words):
         words = words[query_indices(len(words), query_sample, seed).numpy()]
         keep = np.isin(source_rows, words)
@@ -69,33 +84,33 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
         details.append(f"ranks of {len(words):,} sampled source words (--query-sample)")
     parsed = parsed_metrics(names)
     for kind, k in parsed.values():
-        if kind in ("top", "csls_top") and k > ref.n_rows:
-            raise DataError(f"{kind}{k} needs at least {k} rows to rank among; it has {ref.n_rows:,}", ref.path)
+        if kind in ("top", "csls_top") and k > len(gallery_rows):
+            raise DataError(f"{kind}{k} needs at least {k} rows to rank among; it has {len(gallery_rows):,}", ref.path)
     hubs = None
     if any(kind == "csls_top" for kind, _ in parsed.values()):
-        if judged.n_rows < CSLS_NEIGHBOURS:
+        if len(translated_rows) < CSLS_NEIGHBOURS:
             raise DataError(f"CSLS needs at least {CSLS_NEIGHBOURS} translated rows for the hubness of a target word; "
-                            f"it has {judged.n_rows:,}", input)
+                            f"it has {len(translated_rows):,}", input)
         details.append(f"CSLS: each reference row's hubness from its {CSLS_NEIGHBOURS} nearest among all "
-                       f"{judged.n_rows:,} rows of {input.name}")
+                       f"{len(translated_rows):,} rows of {input.name}")
 
         def translated():
-            for start in range(0, judged.n_rows, chunk_rows):
-                yield load(judged, np.arange(start, min(start + chunk_rows, judged.n_rows), dtype=np.int64))
+            for start in range(0, len(translated_rows), chunk_rows):
+                yield load(judged, translated_rows[start:start + chunk_rows])
 
         def hubs(rows_hat):
             return hub_means(rows_hat, translated(), CSLS_NEIGHBOURS)
 
-    def gallery():
-        for start in range(0, ref.n_rows, chunk_rows):
-            stop = min(start + chunk_rows, ref.n_rows)
-            yield start, load(ref, np.arange(start, stop, dtype=np.int64))
+    def gallery():  # the usable reference rows, numbered in their order
+        for start in range(0, len(gallery_rows), chunk_rows):
+            stop = min(start + chunk_rows, len(gallery_rows))
+            yield start, load(ref, gallery_rows[start:stop])
             if progress is not None:
-                progress("evaluate --pairs", stop, ref.n_rows)
+                progress("evaluate --pairs", stop, len(gallery_rows))
 
     ranks, csls_ranks = dictionary_ranks(
-        load(judged, words), torch.from_numpy(np.searchsorted(words, source_rows)), torch.from_numpy(target_rows),
-        load(ref, target_rows), gallery(), query_batch, hubs,
+        load(judged, words), torch.from_numpy(np.searchsorted(words, source_rows)),
+        torch.from_numpy(np.searchsorted(gallery_rows, target_rows)), load(ref, target_rows), gallery(), query_batch, hubs,
     )
     results = {}
     for name, (kind, k) in parsed.items():
@@ -103,4 +118,4 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
             results[name] = _rank_summary(csls_ranks, [k], [], prefix="csls_")[name]
         else:
             results[name] = _rank_summary(ranks, [k] if kind == "top" else [], [k] if kind == "mrr@" else [])[name]
-    return results, len(words), details
+    return results, len(words), details, warnings

@@ -121,15 +121,15 @@ class _NpySink(_Sink):
 
 
 class _VecSink(_Sink):
-    """``.vec`` text (``relcli.io.wordvec``): the ids are the words; the header's row count is
-    rewritten at the end."""
+    """``.vec`` text (``relcli.io.wordvec``): the ids are the words; the header's row count (at most
+    ``most_rows``) is rewritten at the end."""
 
-    def __init__(self, temp, path, dim, dtype):
+    def __init__(self, temp, path, dim, dtype, most_rows):
         from relcli.io.wordvec import header_line
 
         super().__init__(temp, path, dim, dtype)
-        self.handle, self.rows = open(temp, "wb"), 0
-        self.handle.write(header_line(0, dim))
+        self.handle, self.rows, self.most_rows = open(temp, "wb"), 0, most_rows
+        self.handle.write(header_line(0, dim, most_rows))
 
     def _append(self, block, ids, labels) -> None:
         from relcli.io.wordvec import PARSE_ROWS, vector_lines
@@ -142,7 +142,7 @@ class _VecSink(_Sink):
         from relcli.io.wordvec import header_line
 
         self.handle.seek(0)
-        self.handle.write(header_line(self.rows, self.dim))
+        self.handle.write(header_line(self.rows, self.dim, self.most_rows))
         self.handle.close()
 
 

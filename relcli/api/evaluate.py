@@ -13,7 +13,7 @@ from relcli.api._context import (
 )
 from relcli.api._results import Evaluation, Progress
 from relcli.api._rows import RowLoop
-from relcli.errors import DataError, UsageError
+from relcli.errors import DataError, UsageError, describe_rows
 
 LARGE_N = 50_000
 DEFAULT_QUERY_SAMPLE = 10_000
@@ -48,7 +48,7 @@ def _load(reader, rows, device, need_direction: bool, batch_size: int):
 
     from relcli.core._common import invalid_rows
 
-    loop = RowLoop.over(reader, hint="")
+    loop = RowLoop.over(reader)
     batch_size = rows_per_chunk(batch_size, reader.dim)
     wanted = np.arange(reader.n_rows, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     parts = []
@@ -60,6 +60,26 @@ def _load(reader, rows, device, need_direction: bool, batch_size: int):
             loop.reject(picked[positions.cpu().numpy()], problem)
         parts.append(data)
     return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _usable(reader, device, need_direction: bool, batch_size: int) -> np.ndarray:
+    """(n_rows,) bool: the rows of a file that can be used (``--drop-invalid``), in one read of it."""
+    loop = RowLoop.over(reader, drop_invalid=True)
+    usable = np.zeros(reader.n_rows, dtype=bool)
+    for rows, _ in loop.read(reader, device=device, dtype=compute_dtype_of(reader.dtype), batch_size=batch_size,
+                             need_direction=need_direction):
+        usable[rows] = True
+    return usable
+
+
+def left_out(reader, usable: np.ndarray, used: np.ndarray, need_direction: bool) -> list[str]:
+    """The warning naming the ``used`` rows of a file that ``usable`` leaves out (none: [])."""
+    bad = np.unique(used[~usable[used]])
+    if not len(bad):
+        return []
+    why = "NaN/Inf" + (" or no direction (all zeros)" if need_direction else "")
+    return [f"left out {describe_rows(reader.keys_of(bad), 'rows' if reader.ids is None else 'ids')} of "
+            f"{reader.path.name}: {why}"]
 
 
 class _FileRows:
@@ -103,6 +123,7 @@ def evaluate(
     batch_size: int | None = DEFAULT_BATCH,
     device: str | None = None,
     pairs=None,
+    drop_invalid: bool = False,
     progress: Progress | None = None,
 ) -> Evaluation:
     """Score ``input`` against ``reference``: embedding metrics, or accuracy/F1 for a predictions file.
@@ -113,7 +134,10 @@ def evaluate(
     space refuse files whose recorded spaces differ unless ``force`` (cka and jaccard@k compare
     across spaces). ``pairs``: a dictionary (source id, reference id): rank each translated source
     word among every reference row, any of its translations a hit (``relcli.api._dictionary``:
-    top{k}, mrr, mrr@{k}; default top1, top5, top10, mrr).
+    top{k}, mrr, mrr@{k}, csls_top{k}; default top1, top5, top10, mrr). Rows that cannot be used
+    (NaN/Inf; all zeros where a metric needs a direction) are an error naming their ids, or with
+    ``drop_invalid`` are left out (a warning names them): rows of either file, and with ``pairs``
+    the reference rows, which are then never ranked.
     """
     import torch
 
@@ -163,12 +187,15 @@ def evaluate(
             def load(reader, rows):
                 return _load(reader, rows, torch_device, True, batch_size).to(dtype)
 
+            usable = None
+            if drop_invalid:
+                usable = (_usable(judged, torch_device, True, batch_size), _usable(ref, torch_device, True, batch_size))
             with blame(input):
-                results, n, details = dictionary_metrics(
+                results, n, details, warnings = dictionary_metrics(
                     judged, ref, pairs, selected, names, load, rows_per_chunk(batch_size, ref.dim), query_sample, seed,
-                    query_batch, progress, input)
+                    query_batch, progress, input, usable)
             return _report(input, reference, n, results, names, selected, ids, exclude_ids,
-                           None if query_sample is None else n, gates_min, gates_max, details, pairs)
+                           None if query_sample is None else n, gates_min, gates_max, details, pairs, warnings)
         if selected is not None:
             judged_keys = [judged_keys[i] for i in selected]
         rows = rows_by_keys(judged_keys, ref.row_keys(), reference, f"row ids of {input.name}")
@@ -177,7 +204,11 @@ def evaluate(
         n = len(rows)
         if n == 0:
             raise DataError("has no rows to judge", input)
+        details: list[str] = []
+        warnings: list[str] = []
         if is_predictions:
+            if drop_invalid:
+                raise UsageError("--drop-invalid leaves out embedding rows; a predictions file has labels")
             if ref.labels is None:
                 raise DataError("has no labels to judge predictions against", reference)
             if judged.labels is None:
@@ -191,30 +222,37 @@ def evaluate(
             from relcli.core.paired import paired_metrics
 
             parsed = parsed_metrics(names)
+            need_direction = any(family not in NO_DIRECTION for family, _ in parsed.values())
+            mine = np.arange(judged.n_rows, dtype=np.int64) if selected is None else np.asarray(selected, dtype=np.int64)
+            rows = np.asarray(rows, dtype=np.int64)
+            if drop_invalid:
+                judged_ok = _usable(judged, torch_device, need_direction, batch_size)
+                ref_ok = _usable(ref, torch_device, need_direction, batch_size)
+                warnings += left_out(judged, judged_ok, mine, need_direction) + left_out(ref, ref_ok, rows, need_direction)
+                keep = judged_ok[mine] & ref_ok[rows]
+                mine, rows, n = mine[keep], rows[keep], int(keep.sum())
+                if n == 0:
+                    raise DataError("has no rows left to judge after --drop-invalid", input)
             with blame(input):
                 check_metric_counts(parsed, n)
             if query_sample is None and n > LARGE_N and any(m not in ("cosine", "mse", "cka") for m in names):
                 query_sample = DEFAULT_QUERY_SAMPLE
-            mine = np.arange(judged.n_rows, dtype=np.int64) if selected is None else np.asarray(selected, dtype=np.int64)
             dtype = torch.promote_types(compute_dtype_of(judged.dtype), compute_dtype_of(ref.dtype))
-            need_direction = any(family not in NO_DIRECTION for family, _ in parsed.values())
-            source = _FileRows(judged, ref, mine, np.asarray(rows, dtype=np.int64), torch_device, need_direction,
-                               batch_size, dtype)
+            source = _FileRows(judged, ref, mine, rows, torch_device, need_direction, batch_size, dtype)
             with blame(input):
                 results = paired_metrics(source, parsed, query_batch,
                                          query_sample if query_sample is None else builtins.min(query_sample, n), seed,
                                          progress=progress)
-    details = []
     if query_sample is not None and not is_predictions:
         details.append(f"{n:,} rows: retrieval metrics use {builtins.min(query_sample, n):,} sampled queries "
                        "(--query-sample to change)")
     return _report(input, reference, n, results, names, selected, ids, exclude_ids,
                    None if query_sample is None or is_predictions else builtins.min(query_sample, n),
-                   gates_min, gates_max, details, None)
+                   gates_min, gates_max, details, None, warnings)
 
 
 def _report(input, reference, n, results, names, selected, ids, exclude_ids, sample, gates_min, gates_max, details,
-            pairs) -> Evaluation:
+            pairs, warnings) -> Evaluation:
     report = {"file": str(input), "reference": str(reference), "rows": n, "metrics": results}
     if selected is not None:
         report["selection"] = {"ids": None if ids is None else str(ids), "exclude_ids": None if exclude_ids is None else str(exclude_ids)}
@@ -224,7 +262,7 @@ def _report(input, reference, n, results, names, selected, ids, exclude_ids, sam
         report["pairs"] = str(pairs)
     failures = [f"{m} = {results[m]:.4f} < {v}" for m, v in gates_min.items() if not results[m] >= v]
     failures += [f"{m} = {results[m]:.4f} > {v}" for m, v in gates_max.items() if not results[m] <= v]
-    return Evaluation("evaluate", None, n, details=details, metrics=results, failures=failures, report=report,
+    return Evaluation("evaluate", None, n, details=details, warnings=warnings, metrics=results, failures=failures, report=report,
                       parameters={"metrics": names, "query_sample": report.get("query_sample"),
                                   **({"pairs": str(pairs)} if pairs is not None else {})})
 

@@ -119,7 +119,7 @@ def export(
                 elif kind == "npy":
                     sink = _NpySink(temp, output, reader.dim, out_dtype, reader.n_rows)
                 elif kind == "vec":
-                    sink = _VecSink(temp, output, reader.dim, out_dtype)
+                    sink = _VecSink(temp, output, reader.dim, out_dtype, reader.n_rows)
                 else:
                     sink = _JsonlSink(temp, output, reader.dim, out_dtype)
             except OSError as exc:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from relcli.cli import _options as opt
-from relcli.cli._runtime import ProgressBar, command, configure, detail, error, settings
+from relcli.cli._runtime import ProgressBar, command, configure, detail, error, settings, warn
 
 METRICS_HELP = """Comma-separated metrics (default: all that apply). Embeddings vs reference rows (same id):
 cosine = mean_i cos(pred_i, ref_i); mse = mean (pred - ref)^2 per element;
@@ -65,6 +65,7 @@ def evaluate(
                                                   "(top{k} = precision@k of word translation; default top1, top5, "
                                                   "top10, mrr; csls_top{k} under CSLS, its hubness among every row of "
                                                   "INPUT: costs INPUT rows x reference rows).")] = None,
+    drop_invalid: opt.DropInvalid = False,
     seed: opt.Seed = 0,
     key: opt.Key = None,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
@@ -91,8 +92,10 @@ def evaluate(
         result = api.evaluate(
             input, reference=reference, metrics=metrics, min=gates_min, max=gates_max, ids=ids, exclude_ids=exclude_ids,
             query_sample=query_sample, query_batch=query_batch, seed=seed, key=key, batch_size=batch_size,
-            force=force, device=settings.device, pairs=pairs, progress=bar,
+            force=force, device=settings.device, pairs=pairs, drop_invalid=drop_invalid, progress=bar,
         )
+    for message in result.warnings:
+        warn(message)
     for message in result.details:
         detail(message)
     _print(result.report, output_format)

@@ -30,7 +30,8 @@ def export(
     """Export an embedding file for other tools: Parquet (pandas, DuckDB, LanceDB), .npy + id list, JSON lines or .vec.
 
     Streams row by row and writes atomically (all files or none). Files without ids get their row
-    numbers as ids. JSON and .vec numbers are exact, so `relcli import` gives back the same bits.
+    numbers as ids. JSON and .vec numbers are exact, so `relcli import` gives back the same bits
+    (float32 by default: import a float64 file's export with `--dtype float64`).
 
     \b
     Examples:

@@ -7,10 +7,12 @@ line, separated by spaces (fastText ends every line with one more). A word may h
 line is split into its last D fields and what comes before them. Blank lines are skipped. Words
 become the file's ids (strings), so a bilingual dictionary (``--pairs``) can name them.
 
-Layout written (``vector_lines`` after ``header_line``): the header, then the word and the numbers with 9 significant digits
-(a float32 reads back bit for bit), one space between fields: what the readers above take. The
-row count in the header is padded to a fixed width and rewritten at the end, so rows dropped on
-the way (``--drop-invalid``) still give a true header.
+Layout written (``vector_lines`` after ``header_line``): the header, then the word and the
+numbers with 9 significant digits (a float32 reads back bit for bit; 17 for a float64), one space
+between fields: what the readers above take. The header's row count is written in the width of
+the input's and rewritten at the end, so rows dropped on the way (``--drop-invalid``) still give a
+true header: the same count when none were, else zero-padded to that width (``N D`` with single
+spaces either way, which VecMap needs).
 
 Bytes that are not UTF-8 in a word (some published vector files hold a few) are read as U+FFFD and
 counted (``replaced``); numbers must be ASCII.
@@ -28,8 +30,6 @@ from relcli.errors import DataError, FileFormatError, describe_rows
 
 #: lines parsed or formatted at a time
 PARSE_ROWS = 2048
-#: the header's row count is written in this many characters, so it can be rewritten in place
-_COUNT_WIDTH = 20
 
 
 def _number(field: bytes) -> bool:
@@ -163,18 +163,20 @@ class WordVectorSource:
         pass
 
 
-def header_line(n_rows: int, dim: int) -> bytes:
-    """``N D`` with N padded to a fixed width, so that it can be rewritten in place at the end."""
-    return f"{n_rows:<{_COUNT_WIDTH}d} {dim}\n".encode("ascii")
+def header_line(n_rows: int, dim: int, most_rows: int) -> bytes:
+    """``N D``, N zero-padded to the width of ``most_rows`` (the most it can be), so that the header
+    can be rewritten in place once the rows are written."""
+    return f"{n_rows:0{len(str(most_rows))}d} {dim}\n".encode("ascii")
 
 
 def check_words(ids, path: Path) -> None:
-    """Ids can be words: non-empty text with no whitespace (fastText, MUSE and gensim split their lines
-    on spaces; relcli reads a spaced word back, they do not)."""
-    bad = [k for k in map(str, ids.tolist()) if k.split() != [k]]
+    """Ids can be words: non-empty text with no ASCII whitespace (fastText, MUSE and gensim split their
+    lines on ASCII spaces; relcli reads a spaced word back, they do not). Other spaces (a no-break
+    space, U+3000) stay inside a word, as every reader keeps them, ``WordVectorSource`` included."""
+    bad = [k for k in map(str, ids.tolist()) if (word := k.encode("utf-8")).split() != [word]]
     if bad:
-        raise DataError(f"{describe_rows(bad, 'ids')} cannot be words of a .vec file (empty, or holding spaces or "
-                        "line breaks)", path)
+        raise DataError(f"{describe_rows(bad, 'ids')} cannot be words of a .vec file (empty, or holding ASCII spaces, "
+                        "tabs or line breaks)", path)
 
 
 def vector_lines(block: np.ndarray, ids, dtype: str) -> bytes:

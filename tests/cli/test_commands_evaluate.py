@@ -156,6 +156,37 @@ def test_evaluate_ids_and_exclude_ids_select_rows(data, tmp_path):
     assert rest["selection"] == {"ids": None, "exclude_ids": str(data.xa)}
 
 
+def test_evaluate_drop_invalid_leaves_out_the_rows_of_either_file(data, tmp_path):
+    """A NaN row in the judged file or an all-zero row in the reference is an error naming its id,
+    or with --drop-invalid is left out (a warning names it) and the metrics are those of the rest;
+    a zero row is only invalid for metrics that need a direction."""
+    import torch
+
+    from relcli.core.evaluation import compute_embedding_metrics
+
+    judged, reference = data.y.copy(), data.y + np.float32(0.1)
+    judged[3] = np.nan
+    reference[7] = 0.0
+    judged_path = write_embeddings(tmp_path / "judged.h5", judged, ids=data.ids, allow_nonfinite=True)
+    reference_path = write_embeddings(tmp_path / "ref.h5", reference, ids=data.ids)
+    assert_clean_error(invoke("evaluate", judged_path, "--reference", reference_path), 1, repr(data.ids[3]),
+                       "use --drop-invalid", path=judged_path)
+    names = ["cosine", "top1", "mrr"]
+    result = ok(invoke("evaluate", judged_path, "--reference", reference_path, "--drop-invalid", "--metrics",
+                       ",".join(names), "--format", "json"), data=True)
+    assert f"left out 1 row(s) (ids {data.ids[3]!r}) of judged.h5: NaN/Inf" in result.stderr
+    assert f"left out 1 row(s) (ids {data.ids[7]!r}) of ref.h5" in result.stderr
+    kept = [i for i in range(N) if i not in (3, 7)]
+    expected = compute_embedding_metrics(torch.from_numpy(judged[kept]), torch.from_numpy(reference[kept]), names)
+    report = json.loads(result.stdout)
+    assert report["rows"] == len(kept)
+    for name in names:
+        assert report["metrics"][name] == pytest.approx(expected[name], abs=1e-9), name
+    mse_only = ok(invoke("evaluate", judged_path, "--reference", reference_path, "--drop-invalid", "--metrics", "mse",
+                         "--format", "json"), data=True)  # no direction needed: the zero row stays
+    assert json.loads(mse_only.stdout)["rows"] == N - 1 and "ref.h5" not in mse_only.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # info on outputs
 # ---------------------------------------------------------------------------------------------

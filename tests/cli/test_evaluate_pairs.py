@@ -57,7 +57,7 @@ def test_csls_ranks_with_the_hubness_of_every_translated_row(words, batch, query
     csls = naive_ranks(en, fr, pairs, csls=True)
     nearest = naive_ranks(en, fr, pairs)
     assert csls != nearest  # the hubness changes some ranks: a test that can tell CSLS from plain cosine
-    report = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--batch-size", batch,
+    report = evaluate_json("-q", en_path, "--reference", fr_path, "--pairs", dictionary, "--batch-size", batch,
                            "--query-batch", query_batch, "--metrics", "top1,csls_top1,csls_top5")
     ranks = np.array(list(csls.values()))
     assert report["metrics"]["csls_top1"] == pytest.approx(np.mean(ranks == 1))
@@ -65,7 +65,7 @@ def test_csls_ranks_with_the_hubness_of_every_translated_row(words, batch, query
     assert report["metrics"]["top1"] == pytest.approx(np.mean(np.array(list(nearest.values())) == 1))
     chosen = [f"en{i}" for i in range(0, 30, 2)]  # --ids picks the queries; the hubness still counts every row
     (tmp_path / "some.txt").write_text("\n".join(chosen) + "\n")
-    some = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--ids", tmp_path / "some.txt",
+    some = evaluate_json("-q", en_path, "--reference", fr_path, "--pairs", dictionary, "--ids", tmp_path / "some.txt",
                          "--metrics", "csls_top1")
     assert some["metrics"]["csls_top1"] == pytest.approx(np.mean([csls[int(w[2:])] == 1 for w in chosen]))
     few = write_embeddings(tmp_path / "few.h5", en[:9], ids=[f"en{i}" for i in range(9)])
@@ -78,7 +78,7 @@ def test_ranks_among_the_whole_vocabulary_with_any_translation_a_hit(words, batc
     en, fr, en_path, fr_path, dictionary, pairs = words
     ranks = np.array(list(naive_ranks(en, fr, pairs).values()))
     assert 0.2 < np.mean(ranks == 1) < 0.9  # a test that can tell right from wrong
-    report = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--batch-size", batch,
+    report = evaluate_json("-q", en_path, "--reference", fr_path, "--pairs", dictionary, "--batch-size", batch,
                            "--query-batch", query_batch, "--metrics", "top1,top5,mrr,mrr@3")
     assert report["rows"] == len(ranks) == N_SOURCE // 2 and report["pairs"] == str(dictionary)
     got = report["metrics"]
@@ -93,10 +93,10 @@ def test_ids_sample_gates_and_details(words, tmp_path):
     chosen = [f"en{i}" for i in range(0, 30, 2)]
     (tmp_path / "some.txt").write_text("\n".join(chosen) + "\n")
     ranks = naive_ranks(en, fr, pairs)
-    report = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--ids", tmp_path / "some.txt")
+    report = evaluate_json("-q", en_path, "--reference", fr_path, "--pairs", dictionary, "--ids", tmp_path / "some.txt")
     assert report["rows"] == len(chosen) and list(report["metrics"]) == ["top1", "top5", "top10", "mrr"]
     assert report["metrics"]["top1"] == pytest.approx(np.mean([ranks[int(w[2:])] == 1 for w in chosen]))
-    sampled = evaluate_json(en_path, "--reference", fr_path, "--pairs", dictionary, "--query-sample", "7")
+    sampled = evaluate_json("-q", en_path, "--reference", fr_path, "--pairs", dictionary, "--query-sample", "7")
     assert sampled["rows"] == sampled["query_sample"] == 7
     result = invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--min", "top1=0.99", "-v")
     assert result.exit_code == 1 and "gate failed: top1 = " in result.stderr
@@ -117,3 +117,48 @@ def test_usage_and_data_errors_name_the_file(words, tmp_path):
     assert_clean_error(invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--metrics", "top71"), 1,
                        "top71 needs at least 71 rows", path=fr_path)
     ok(invoke("evaluate", en_path, "--reference", fr_path, "--pairs", dictionary, "--metrics", "top70"), data=True)
+
+
+def test_drop_invalid_leaves_out_rows_that_cannot_be_ranked_and_missing_words_are_warned(words, tmp_path):
+    """A reference word with no vector (all zeros, as a padding token) fails the evaluation unless
+    --drop-invalid, which never ranks it; a translated word with NaN is left out of the queries and
+    of the hubness. Pairs naming a word a file lacks are counted in a warning, without -v."""
+    en, fr, en_path, fr_path, dictionary, pairs = words
+    fr_bad, en_bad = fr.copy(), en.copy()
+    fr_bad[5] = 0.0  # fr5: the translation of en5 and en75, which then have no usable pair
+    en_bad[4] = np.nan  # en4: a query of the dictionary
+    fr_path2 = write_embeddings(tmp_path / "fr_bad.h5", fr_bad, ids=[f"fr{i}" for i in range(N_TARGET)])
+    en_path2 = write_embeddings(tmp_path / "en_bad.h5", en_bad, ids=[f"en{i}" for i in range(N_SOURCE)],
+                                allow_nonfinite=True)
+    assert_clean_error(invoke("evaluate", en_path, "--reference", fr_path2, "--pairs", dictionary), 1, "'fr5'",
+                       "use --drop-invalid", path=fr_path2)
+    result = invoke("evaluate", en_path2, "--reference", fr_path2, "--pairs", dictionary, "--drop-invalid", "--format",
+                    "json", "--metrics", "top1,csls_top1")
+    ok(result, data=True)
+    assert "left out 1 row(s) (ids 'fr5') of fr_bad.h5" in result.stderr
+    assert "left out 1 row(s) (ids 'en4') of en_bad.h5" in result.stderr
+    assert "2 of the " + str(len(pairs)) + " pairs of en-fr.txt name a word" in result.stderr
+    kept_fr = [i for i in range(N_TARGET) if i != 5]
+    kept_pairs = [(a, b) for a, b in pairs if a != "en4" and b != "fr5"]
+    renamed = [(a, f"fr{kept_fr.index(int(b[2:]))}") if b[2:].isdigit() and int(b[2:]) != 5 else (a, b) for a, b in kept_pairs]
+    en_rows = [i for i in range(N_SOURCE) if i != 4]  # the hubness: every usable translated row
+    nearest = naive_ranks(en, fr[kept_fr], renamed)
+    csls = naive_ranks(en[en_rows], fr[kept_fr], [(f"en{en_rows.index(int(a[2:]))}", b) for a, b in renamed
+                                                   if a[2:].isdigit()], csls=True)
+    report = __import__("json").loads(result.stdout)
+    assert report["rows"] == len(nearest) == len(csls)
+    assert report["metrics"]["top1"] == pytest.approx(np.mean(np.array(list(nearest.values())) == 1))
+    assert report["metrics"]["csls_top1"] == pytest.approx(np.mean(np.array(list(csls.values())) == 1))
+
+
+def test_rows_after_a_left_out_reference_row_keep_their_pairs(tmp_path):
+    """Reference rows after a dropped one are renumbered: each pair must still point at its own row
+    (en0's translation fr1 ranks 2nd, behind fr2, which is closer; pointing at fr2 would rank it 1st)."""
+    v = np.array([1.0, 0.0, 0.0, 0.0], np.float32)
+    fr = np.array([[0, 0, 0, 0], [1, 0.5, 0, 0], [1, 0.1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0]], np.float32)
+    en_path = write_embeddings(tmp_path / "en.h5", np.stack([v, fr[3], fr[4]]), ids=["en0", "en1", "en2"])
+    fr_path = write_embeddings(tmp_path / "fr.h5", fr, ids=[f"fr{i}" for i in range(6)])
+    (tmp_path / "d.txt").write_text("en0 fr1\nen1 fr3\nen2 fr4\n")
+    result = invoke("evaluate", en_path, "--reference", fr_path, "--pairs", tmp_path / "d.txt", "--drop-invalid",
+                    "--metrics", "mrr", "--format", "json")
+    assert __import__("json").loads(ok(result, data=True).stdout)["metrics"]["mrr"] == pytest.approx((1 / 2 + 1 + 1) / 3)
