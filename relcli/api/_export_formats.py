@@ -16,15 +16,17 @@ EXPORT_DTYPES = ("float32", "float64")
 NPY_HEADER_BYTES = 128  # magic, version, length and the padded header dict: a multiple of 64, as numpy writes
 
 
-def _format(path: Path, option: str, verb: str, gzipped: bool = False) -> str:
-    """The format of ``path`` by its extension; ``gzipped``: ``.vec.gz`` is one too (import reads it)."""
-    if gzipped and path.name.lower().endswith(".vec.gz"):
+def _format(path: Path, option: str, verb: str, reading: bool = False) -> str:
+    """The format of ``path`` by its extension; ``reading`` (import): ``.vec.gz`` is one too, and
+    ``.txt``/``.txt.gz`` are word vectors in the same text format (GloVe, word2vec, MUSE write them)."""
+    if reading and path.name.lower().endswith((".vec.gz", ".txt", ".txt.gz")):
         return "vec"
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise UsageError(f"{option}: relcli {verb} .parquet, .npy, .jsonl or .vec{' (or .vec.gz)' if gzipped else ''} "
-                         f"(by extension), not {path.suffix.lower() or '(none)'!r}", path) from None
+        also = " (or .vec.gz, and word vectors as .txt or .txt.gz)" if reading else ""
+        raise UsageError(f"{option}: relcli {verb} .parquet, .npy, .jsonl or .vec{also} (by extension), not "
+                         f"{path.suffix.lower() or '(none)'!r}", path) from None
 
 
 def _need_pyarrow():

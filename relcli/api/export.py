@@ -18,8 +18,8 @@ Formats, chosen by the extension of the file written (export) or read (import):
   to double), so reading them back as doubles and narrowing gives the same bits.
 - ``.vec``: word vectors in the word2vec/fastText text format, the ids as the words (``N D``, then
   ``word v_1 … v_D`` a line; ``relcli.io.wordvec``), with the digits that read back bit for bit.
-  No labels, no metadata: what fastText, MUSE and gensim read. Import also reads ``.vec.gz`` and
-  files without the header (GloVe).
+  No labels, no metadata: what fastText, MUSE and gensim read. Import also reads ``.vec.gz``, files
+  without the header (GloVe), and the same text named ``.txt`` or ``.txt.gz`` (``glove.6B.300d.txt``).
 
 Import reads these four back (and Parquet from other tools: the vector column may be a list,
 large list or fixed-size list of floats or integers; ``id``/``label`` columns are optional) and
@@ -165,7 +165,7 @@ def import_file(
     progress: Progress | None = None,
 ) -> Result:
     """Read Parquet, ``.npy`` (+ ``NAME.ids.txt``/``NAME.labels.txt``), JSON lines or word vectors (``.vec``,
-    ``.vec.gz``: the words become the ids) into an ``.h5``/``.safetensors`` file.
+    ``.vec.gz``, ``.txt``, ``.txt.gz``: the words become the ids) into an ``.h5``/``.safetensors`` file.
 
     ``vector_column`` (Parquet, JSONL): default ``vector`` (Parquet: else the only list column).
     ``id_column``/``label_column``: default ``id``/``label`` when present, ``""`` for none.
@@ -179,7 +179,7 @@ def import_file(
     from relcli.io.embeddings import EmbeddingWriter
 
     input, output = Path(input), check_output(output)
-    kind = _format(input, "INPUT", "import reads", gzipped=True)
+    kind = _format(input, "INPUT", "import reads", reading=True)
     check_batch_size(batch_size)
     if not input.is_file():
         raise FileFormatError("no such file", input)

@@ -53,7 +53,7 @@ def export(
 
 @command
 def import_(
-    input: Annotated[Path, typer.Argument(help=".parquet, .npy, .jsonl or .vec/.vec.gz (word "
+    input: Annotated[Path, typer.Argument(help=".parquet, .npy, .jsonl or .vec/.vec.gz/.txt/.txt.gz (word "
                                                 "vectors: the words become the ids) to read (by extension).")],
     output: opt.Output,
     vector_column: Annotated[Optional[str], typer.Option("--vector-column", help="Parquet/JSONL: the vector column, a "

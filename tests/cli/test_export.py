@@ -145,7 +145,7 @@ def test_nan_rows_are_named_or_dropped_and_nothing_half_written(data, tmp_path):
 
 def test_usage_and_sidecar_errors(data, tmp_path):
     assert_clean_error(invoke("export", data.x_h5, "-o", tmp_path / "x.csv"), 2, ".parquet, .npy, .jsonl or .vec (by")
-    assert_clean_error(invoke("import", data.x_h5, "-o", tmp_path / "y.h5"), 2, ".parquet, .npy, .jsonl or .vec (or .vec.gz)")
+    assert_clean_error(invoke("import", data.x_h5, "-o", tmp_path / "y.h5"), 2, ".parquet, .npy, .jsonl or .vec (or .vec.gz, and word vectors as .txt or .txt.gz)")
     np.save(tmp_path / "m.npy", data.x[:4])
     (tmp_path / "m.ids.txt").write_text("a\nb\nc\n")
     assert_clean_error(invoke("import", tmp_path / "m.npy", "-o", tmp_path / "m.h5"), 1, "3 ids for the 4 rows",

@@ -31,10 +31,11 @@ def bits(matrix: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(matrix, dtype=np.float32).view(np.uint32)
 
 
-@pytest.mark.parametrize("layout", ["fasttext", "glove", "gzip"])
-def test_word_vector_files_as_tools_write_them(tmp_path, layout):
+@pytest.mark.parametrize(("layout", "name"), [("fasttext", "w.vec"), ("glove", "w.vec"), ("gzip", "w.vec.gz"),
+                                            ("glove", "glove.6B.3d.txt"), ("gzip", "vectors-en.TXT.gz")])
+def test_word_vector_files_as_tools_write_them(tmp_path, layout, name):
     text = FASTTEXT if layout != "glove" else FASTTEXT.split("\n", 1)[1]  # GloVe: no header
-    path = tmp_path / ("w.vec.gz" if layout == "gzip" else "w.vec")
+    path = tmp_path / name
     path.write_bytes(gzip.compress(text.encode()) if layout == "gzip" else text.encode())
     result = ok(invoke("import", path, "-o", tmp_path / "w.h5"))
     assert f"wrote 4 x 3 rows to {tmp_path / 'w.h5'}" in result.stderr
