@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from relcli.core._linalg import Spectrum
-from relcli.core._scoring import Gallery, fold_indices, mean_scores
+from relcli.core._scoring import Gallery, direction_groups, fold_indices, mean_scores
 
 # 1 − |cos| below this (computed in float64) is round-off: the two anchors are duplicates or
 # exactly (anti)collinear, i.e. at distance 0 for FPS.
@@ -73,8 +73,8 @@ def select_rcond(
     k = unit_targets.shape[0]
     device, dtype = unit_targets.device, unit_targets.dtype
     per_cut: dict[float, list[dict[str, float]]] = {c: [] for c in grid}
-    gallery = Gallery(unit_targets)
-    for held in fold_indices(k, folds, seed):
+    gallery = Gallery(unit_targets, direction_groups(anchor_relative))  # one source direction: one group
+    for held in fold_indices(k, folds, seed, gallery.groups):
         held = held.to(device)
         kept = torch.ones(k, dtype=torch.bool, device=device)
         kept[held] = False

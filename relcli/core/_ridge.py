@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from relcli.core._linalg import gram_solve
-from relcli.core._scoring import Gallery
+from relcli.core._scoring import Gallery, source_groups
 
 ALPHA_GRID = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -42,7 +42,7 @@ def ridge_loo(
     u, sigma, vh = torch.linalg.svd(xs, full_matrices=False)
     uty, u_squared = u.T @ ys, u.square()
     rows = torch.arange(k, device=xs.device)
-    prepared = Gallery(gallery)
+    prepared = Gallery(gallery, source_groups(xs))
     scores: dict[str, dict[str, float]] = {}
     for alpha in grid:
         denominator = sigma.square() + alpha * k

@@ -43,12 +43,31 @@ def _beyond_chance(value: float, chance: float) -> float:
     return max(-1.0, (value - chance) / (1.0 - chance)) if chance < 1.0 else 0.0
 
 
+def source_groups(source: torch.Tensor) -> torch.Tensor | None:
+    """(k,) group of each anchor, anchors with the same source row in one group (a word that a
+    many-to-many dictionary pairs with several translations); None when every row is distinct."""
+    _, groups = torch.unique(source, dim=0, return_inverse=True)
+    return groups if int(groups.max()) + 1 < source.shape[0] else None
+
+
+def direction_groups(cosines: torch.Tensor) -> torch.Tensor | None:
+    """``source_groups`` from the anchors' cosines to each other (k × k): anchors whose directions
+    agree to 1e-6 are one group (computed cosines of equal rows may differ in the last bits)."""
+    first = (cosines >= 1 - 1e-6).to(torch.int8).argmax(dim=1)  # each row's first twin (itself at the latest)
+    return source_groups(first[:, None])
+
+
 class Gallery:
     """The target anchors prepared once for many scorings: unit rows, their mean, and each row's
-    nearest other rows (so scoring a prediction costs one h × k product)."""
+    nearest other rows (so scoring a prediction costs one h × k product).
 
-    def __init__(self, targets: torch.Tensor):
+    ``groups`` (``source_groups``): anchors that share a source row are one item with several right
+    answers; a held-out anchor's rank does not count its siblings (the same prediction cannot be
+    nearer to each of its translations than to the others)."""
+
+    def __init__(self, targets: torch.Tensor, groups: torch.Tensor | None = None):
         targets = targets.to(torch.float64)
+        self.groups = None if groups is None else groups.to(targets.device)
         self.rows = targets
         self.unit = _unit(targets).to(torch.float32)  # similarities only rank: float32 is plenty
         self.mean = targets.mean(dim=0)
@@ -73,7 +92,10 @@ class Gallery:
         predicted = predicted.to(device=self.rows.device, dtype=torch.float64)
         sims = _unit(predicted).to(torch.float32) @ self.unit.T  # h × k
         own = sims.gather(1, truth_rows[:, None])
-        ranks = 1 + (sims > own).sum(dim=1)
+        above = sims > own
+        if self.groups is not None:
+            above &= self.groups[None, :] != self.groups[truth_rows][:, None]
+        ranks = 1 + above.sum(dim=1)
         mrr = float((1.0 / ranks.to(torch.float64)).mean())  # ties count in the row's favour
         top1 = float((ranks == 1).to(torch.float64).mean())
         recall = 0.0
@@ -97,10 +119,16 @@ def anchor_scores(predicted: torch.Tensor, truth_rows: torch.Tensor, gallery: to
     return prepared.scores(predicted, truth_rows)
 
 
-def fold_indices(k: int, folds: int, seed: int) -> list[torch.Tensor]:
-    """A seeded split of range(k) into ``folds`` held-out parts (CPU generator: the same on every device)."""
-    order = torch.randperm(k, generator=torch.Generator().manual_seed(int(seed)))
-    return [part for part in torch.tensor_split(order, min(folds, k)) if len(part) > 0]
+def fold_indices(k: int, folds: int, seed: int, groups: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """A seeded split of range(k) into ``folds`` held-out parts (CPU generator: the same on every device);
+    with ``groups``, the groups are split and each anchor goes with its group (a word is never both
+    fitted on and held out)."""
+    if groups is None:
+        order = torch.randperm(k, generator=torch.Generator().manual_seed(int(seed)))
+        return [part for part in torch.tensor_split(order, min(folds, k)) if len(part) > 0]
+    groups = groups.cpu()
+    split = fold_indices(int(groups.max()) + 1, folds, seed)
+    return [torch.isin(groups, part).nonzero().flatten() for part in split]
 
 
 def mean_scores(per_fold: list[dict[str, float]]) -> dict[str, float]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from relcli.core._scoring import Gallery, fold_indices, mean_scores
+from relcli.core._scoring import Gallery, fold_indices, mean_scores, source_groups
 from relcli.core.registry import make_translator
 from relcli.errors import DataError, RelcliError
 
@@ -109,11 +109,11 @@ def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm
     """
     k = source.shape[0]
     per_fold, models = [], []
-    gallery = gallery if gallery is not None else Gallery(target)
+    gallery = gallery if gallery is not None else Gallery(target, source_groups(source))
     try:
         template = make_translator(candidate.method, seed=seed, **candidate.options)
         full = template.fit(source, target, target_norm) if template.tunes_on_anchors else None
-        for held in fold_indices(k, folds, seed):
+        for held in fold_indices(k, folds, seed, gallery.groups):
             kept = torch.ones(k, dtype=torch.bool)
             kept[held] = False
             kept = kept.to(source.device)
@@ -163,7 +163,7 @@ def select_translator(
         pool = [(method, given)]
     candidates = [Candidate(name, opts) for name, opts in pool]
     if source.shape[0] >= MIN_ANCHORS:
-        gallery = Gallery(target)  # the same for every candidate
+        gallery = Gallery(target, source_groups(source))  # the same for every candidate
         for candidate in candidates:
             _cross_validate(candidate, source, target, seed, target_norm, folds, gallery)
         scored = [c for c in candidates if c.error is None]
