@@ -134,8 +134,11 @@ class _JsonlSource(_Source):
                         record = json.loads(line)
                     except json.JSONDecodeError as exc:
                         raise FileFormatError(f"line {line_no + 1} is not JSON: {exc.msg}", self.path) from None
+                    except RecursionError:
+                        raise FileFormatError(f"line {line_no + 1} is nested too deep to be a record", self.path) from None
                     if not isinstance(record, dict):
                         raise FileFormatError(f"line {line_no + 1} is not a JSON object", self.path)
+                    self.constants = "true" in line or "false" in line  # a bool may hide among the numbers
                     yield self._count, record
                     self._count += 1
         except UnicodeDecodeError:
@@ -143,28 +146,38 @@ class _JsonlSource(_Source):
 
     def iter_chunks(self, batch_size: int, start: int = 0, stop: int | None = None):
         stop = self.n_rows if stop is None else stop
-        rows, first = [], start
+        rows, suspects, first = [], [], start
         for row, record in self._records():
             if row < start:
                 continue
             if row >= stop:
                 break
+            if self.constants:
+                suspects.append(len(rows))
             rows.append(record[self.vector_column])
             if len(rows) == batch_size:
-                yield first, self._tensor(rows, first)
-                first, rows = first + len(rows), []
+                yield first, self._tensor(rows, first, suspects)
+                first, rows, suspects = first + len(rows), [], []
         if rows:
-            yield first, self._tensor(rows, first)
+            yield first, self._tensor(rows, first, suspects)
 
-    def _tensor(self, rows: list, start: int):
+    def _tensor(self, rows: list, start: int, suspects: list[int]):
+        """The rows' vectors as float64: numbers only (not strings, bools, lists or null); the rows whose
+        lines hold ``true``/``false`` (``suspects``) are checked value by value, the rest by numpy's dtype."""
         import torch
 
+        def numbers(vector) -> bool:
+            return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vector)
+
         try:
-            block = np.asarray(rows, dtype=np.float64)
+            block = np.asarray(rows)
         except (TypeError, ValueError):
-            bad = [start + i for i, r in enumerate(rows) if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)]
-            raise DataError(f"{self.vector_column!r} holds values that are not numbers in {self.name(bad)}", self.path) from None
-        return torch.from_numpy(block)
+            block = None
+        bad = [i for i in suspects if not numbers(rows[i])]
+        if block is None or block.ndim != 2 or block.dtype.kind not in "iuf" or bad:
+            bad = [start + i for i, vector in enumerate(rows) if not numbers(vector)]
+            raise DataError(f"{self.vector_column!r} holds values that are not numbers in {self.name(bad)}", self.path)
+        return torch.from_numpy(block.astype(np.float64, copy=False))
 
     def close(self) -> None:
         pass

@@ -92,6 +92,8 @@ def export(
     ids_path, labels_path = sidecars(output)
     warnings: list[str] = []
     with open_embeddings(input, key=key) as reader:
+        if reader.dim == 0:  # Parquet, .vec and JSON lines have no way to say "vectors of 0 numbers"
+            raise DataError("has vectors of 0 dimensions: nothing to export", input)
         out_dtype = dtype or ("float64" if reader.dtype == "float64" else "float32")
         ids = np.arange(reader.n_rows, dtype=np.int64) if reader.ids is None else reader.ids
         labels = reader.labels

@@ -320,6 +320,7 @@ def search(
                 source.close()
 
         queries_t = query_matrix.T.contiguous()
+        k, csls_k = min(k, reader.n_rows), min(csls_k, reader.n_rows)  # no more can be found
         best_vals = torch.full((n_queries, k), -math.inf, dtype=dtype, device=torch_device)
         best_rows = torch.full((n_queries, k), -1, dtype=torch.int64, device=torch_device)
         near = torch.full((n_queries, csls_k), -math.inf, dtype=dtype, device=torch_device) if csls else None

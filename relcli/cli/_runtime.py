@@ -76,7 +76,7 @@ def command(fn: Callable) -> Callable:
         except MemoryError:
             if settings.debug:
                 raise
-            error("out of memory: lower --batch-size")
+            error(out_of_memory(""))
             raise typer.Exit(1) from None
         except OSError as exc:  # a file that cannot be read or written, outside relcli's own checks
             if settings.debug:
@@ -90,10 +90,22 @@ def command(fn: Callable) -> Callable:
             if settings.debug:
                 raise
             message = " ".join(str(exc).split())[:300] or "no message"
-            error(f"internal error: {message} (run with --debug for the traceback, and please report it)")
+            if isinstance(exc, RuntimeError) and ("can't allocate memory" in message or "out of memory" in message):
+                error(out_of_memory(message))  # torch's allocators (OutOfMemoryError on CUDA)
+            else:
+                error(f"internal error: {message} (run with --debug for the traceback, and please report it)")
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def out_of_memory(message: str) -> str:
+    """The one line for an allocation that failed, with the size asked for when the message says it."""
+    import re
+
+    asked = re.search(r"allocate (\d+) bytes", message)
+    size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB asked for at once)" if asked else ""
+    return f"out of memory{size}: the input or an option is too large for this machine (lower --batch-size where the command has it)"
 
 
 def error(message: str) -> None:

@@ -118,8 +118,9 @@ def _rank_summary(ranks: torch.Tensor, ks: Iterable[int], mrr_ks: Iterable[int],
         out[f"{prefix}top{k}"] = float((ranks <= k).to(torch.float64).mean())
     if not prefix:
         out["mrr"] = float((1.0 / ranks64).mean())
-        for k in mrr_ks:
-            out[f"mrr@{k}"] = float(torch.where(ranks <= k, 1.0 / ranks64, torch.zeros_like(ranks64)).mean())
+        for k in mrr_ks:  # a k past every rank (past int64 too) is every rank
+            within = ranks <= min(k, int(ranks.max()) if len(ranks) else 0)
+            out[f"mrr@{k}"] = float(torch.where(within, 1.0 / ranks64, torch.zeros_like(ranks64)).mean())
     return out
 
 

@@ -27,7 +27,10 @@ def as_id_array(values) -> np.ndarray:
     if not isinstance(values, np.ndarray):
         values = list(values)
         if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-            values = np.asarray(values, dtype=np.int64)
+            try:
+                values = np.asarray(values, dtype=np.int64)
+            except OverflowError:  # past int64: every id stays text, as in .txt id lists
+                pass
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return values.astype(np.int64, copy=False).reshape(-1)
     if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1:

@@ -1,0 +1,61 @@
+"""Inputs and options at the edges that an audit found slipping past the error discipline: each is
+one clean line and no output now (or, where the input is legitimate, a right answer)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from .conftest import assert_clean_error, invoke, load, ok
+
+
+@pytest.mark.parametrize(("text", "fragments"), [
+    ('{"id": "a", "vector": ' + "[" * 5000 + "1" + "]" * 5000 + "}\n", ["line 1 is nested too deep"]),
+    ('{"id": "a", "vector": [[1, 2], [3, 4]]}\n', ["'vector' holds values that are not numbers", "'a'"]),
+    ('{"id": "a", "vector": [1, 2]}\n{"id": "b", "vector": [true, 2]}\n', ["not numbers", "'b'"]),
+    ('{"id": "a", "vector": [1, 2]}\n{"id": "b", "vector": ["1", 2]}\n', ["not numbers", "'b'"]),
+])
+def test_json_lines_whose_vectors_are_not_numbers(tmp_path, text, fragments):
+    path = tmp_path / "x.jsonl"
+    path.write_text(text)
+    assert_clean_error(invoke("import", path, "-o", tmp_path / "x.h5"), 1, *fragments, path=path)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_json_lines_ids_past_int64_stay_text_and_true_in_an_id_is_no_bool(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"id": 123456789012345678901234567890, "vector": [1, 2]}\n{"id": 2, "vector": [3, 4.5]}\n'
+                    '{"id": "true", "vector": [5, 6]}\n')
+    ok(invoke("import", path, "-o", tmp_path / "x.h5"))
+    got = load(tmp_path / "x.h5")
+    assert got.ids == ["123456789012345678901234567890", "2", "true"]
+    assert got.matrix.tolist() == [[1, 2], [3, 4.5], [5, 6]]
+
+
+def test_a_k_past_every_row(data, tmp_path):
+    """mrr@k with k past int64 is mrr; search -k past the index returns every other row."""
+    report = json.loads(ok(invoke("evaluate", data.x_h5, "--reference", data.x_h5, "--metrics",
+                                  "mrr,mrr@99999999999999999999999", "--format", "json"), data=True).stdout)
+    assert report["metrics"]["mrr@99999999999999999999999"] == report["metrics"]["mrr"]
+    rows = load(data.x_h5).matrix.shape[0]
+    found = ok(invoke("search", data.x_h5, "--id", load(data.x_h5).ids[0], "-k", "100000000000"), data=True)
+    assert len(json.loads(found.stdout)["neighbours"]) == rows - 1
+
+
+def test_an_allocation_that_cannot_succeed_is_out_of_memory_not_an_internal_error(data, tmp_path):
+    line = assert_clean_error(invoke("stitch", "fit", data.x_h5, "--head", "mlp", "--hidden", "1000000000000",
+                                     "--epochs", "1", "-o", tmp_path / "head.safetensors"), 1, "out of memory")
+    assert "GiB asked for" in line and "internal error" not in line
+    assert not (tmp_path / "head.safetensors").exists()
+
+
+def test_vectors_of_no_numbers_are_not_exported(tmp_path):
+    path = tmp_path / "empty_rows.h5"
+    with h5py.File(path, "w") as handle:
+        handle["embeddings"] = np.zeros((5, 0), np.float32)
+    for out in ("x.parquet", "x.vec", "x.jsonl", "x.npy"):
+        assert_clean_error(invoke("export", path, "-o", tmp_path / out), 1, "0 dimensions", path=path)
+        assert not (tmp_path / out).exists()
