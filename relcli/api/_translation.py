@@ -69,6 +69,9 @@ def fit_translation(
     from relcli.core.selection import POOR_SCORE, select_translator
     from relcli.io.embeddings import open_embeddings
 
+    if min_score is not None and not -1.0 <= min_score <= 1.0:
+        raise UsageError(f"--min-score must be in [-1, 1], the range of the estimated score; got {min_score:g}")
+
     tgt_anchors = Path(tgt_anchors)
     with open_embeddings(tgt_anchors) as peek:
         streamed = peek.n_rows > STREAM_ANCHORS

@@ -162,6 +162,9 @@ def select_translator(
         make_translator(method, seed=seed, **given)  # a usage error before any work
         pool = [(method, given)]
     candidates = [Candidate(name, opts) for name, opts in pool]
+    for rows, side in ((source, "source"), (target, "target")):
+        if rows.shape[0] > 1 and bool((rows == rows[:1]).all()):
+            raise DataError(f"the {side} anchors are all one vector: nothing to learn a translation from")
     if source.shape[0] >= MIN_ANCHORS:
         gallery = Gallery(target, source_groups(source))  # the same for every candidate
         for candidate in candidates:

@@ -126,6 +126,8 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
         if len(fields) < 2 or not tabbed and len(fields) > 2:
             expected = "source<TAB>target" if tabbed else "'source target' (or source<TAB>target where ids hold spaces)"
             raise FileFormatError(f"line {line_no} has {len(fields)} column(s); expected {expected}", path)
+        if not fields[0] or not fields[1]:
+            raise FileFormatError(f"line {line_no} has an empty id", path)
         pairs[(fields[0], fields[1])] = None
     if not pairs:
         raise FileFormatError("holds no id pairs", path)

@@ -9,6 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
+from relcli.io.embeddings import write_embeddings
+
 from .conftest import assert_clean_error, invoke, load, ok
 
 
@@ -59,3 +61,17 @@ def test_vectors_of_no_numbers_are_not_exported(tmp_path):
     for out in ("x.parquet", "x.vec", "x.jsonl", "x.npy"):
         assert_clean_error(invoke("export", path, "-o", tmp_path / out), 1, "0 dimensions", path=path)
         assert not (tmp_path / out).exists()
+
+
+def test_anchors_that_are_all_one_vector_and_a_min_score_out_of_range(data, tmp_path):
+    """Constant target anchors tie everywhere: the estimate would read as perfect (ties count for
+    the truth); an error says there is nothing to learn. --min-score outside the score's range is a
+    usage error, not a gate that can never pass."""
+    anchors = load(data.ya)
+    constant = write_embeddings(tmp_path / "const.h5", np.ones_like(anchors.matrix), ids=anchors.ids)
+    assert_clean_error(invoke("translate", "--src", data.x_h5, "--tgt-anchors", constant, "-o", tmp_path / "out.h5"), 1,
+                       "target anchors are all one vector")
+    assert not (tmp_path / "out.h5").exists()
+    assert_clean_error(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.ya, "--min-score", "1.5", "-o",
+                              tmp_path / "out.h5"), 2, "--min-score must be in [-1, 1]")
+    assert not (tmp_path / "out.h5").exists()

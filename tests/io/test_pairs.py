@@ -40,6 +40,8 @@ def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
     ("a b\nnew york nueva york\n", "line 2 has 4 column(s); expected 'source target' (or source<TAB>target"),
     ("a\tb\nc\n", "line 2 has 1 column(s); expected source<TAB>target"),
     ("# only a comment\n\n", "holds no id pairs"),
+    ("a\tb\nc\t\n", "line 2 has an empty id"),
+    ("a\tb\n \td\n", "line 2 has an empty id"),
 ])
 def test_malformed_lines_are_named(tmp_path, content, message):
     path = tmp_path / "pairs.txt"
