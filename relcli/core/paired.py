@@ -319,28 +319,37 @@ def dictionary_ranks(
     ``pred_q`` (m × d): the queries' rows; pair p says target row ``pair_target[p]`` is a right
     answer of query ``pair_query[p]``, with ``target_rows`` (pairs × d) that row itself;
     ``gallery`` yields (start, rows) over every target row in order. Nearest neighbours:
-    rank_q = 1 + #{j ∉ T(q): cos(p_q, r_j) > max_{t ∈ T(q)} cos(p_q, r_t) + τ}: the best-placed right
+    rank_q = 1 + #{j ∉ T(q): cos(p_q, r_j) > max_{t ∈ T(q)} cos(p_q, r_t)}: the best-placed right
     answer counts. With ``hubs`` (unit target rows -> r_S, ``hub_means`` over the translated
     vocabulary) also CSLS ranks, by 2cos(p_q, r_j) − r_S(r_j) (−r_T(p_q) is the same for every j
-    and cannot change a rank), with 4τ for the tie: (ranks, CSLS ranks or None).
+    and cannot change a rank): (ranks, CSLS ranks or None). Similarities are taken in the rows'
+    precision; a row within the tie window τ of the best right answer (4τ for CSLS) is decided by
+    its cosine in float64, so a near miss is not counted as a hit (an exact tie still is).
     """
     pred_hat = l2_normalize(pred_q, "translated rows")
     m, tol = pred_hat.shape[0], _tie_tol(pred_hat.dtype)
     device = pred_hat.device
     pair_query, pair_target = pair_query.to(device), pair_target.to(device)
     targets_hat = l2_normalize(target_rows.to(pred_hat), "reference rows")
+    pred64 = l2_normalize(pred_q.to(torch.float64), "translated rows")
     right = (pred_hat[pair_query] * targets_hat).sum(dim=1)
-    empty = torch.full((m,), -math.inf, dtype=pred_hat.dtype, device=device)
-    best = empty.clone().scatter_reduce_(0, pair_query, right, "amax")
+    right64 = (pred64[pair_query] * l2_normalize(target_rows.to(pred64), "reference rows")).sum(dim=1)
+
+    def best_of(values: torch.Tensor) -> torch.Tensor:  # per query, over its right answers
+        return values.new_full((m,), -math.inf).scatter_reduce_(0, pair_query, values, "amax")
+
+    best, best64 = best_of(right), best_of(right64)
     ranks = torch.ones(m, dtype=torch.int64, device=device)
-    csls_ranks = best_csls = None
+    csls_ranks = best_csls = best_csls64 = None
     if hubs is not None:
-        best_csls = empty.clone().scatter_reduce_(0, pair_query, 2 * right - hubs(targets_hat), "amax")
+        right_hubs = hubs(targets_hat)
+        best_csls, best_csls64 = best_of(2 * right - right_hubs), best_of(2 * right64 - right_hubs.to(torch.float64))
         csls_ranks = torch.ones_like(ranks)
     step = max(1, min(query_batch or m, m))
     width = max(1, SIMILARITY_ELEMENTS // step)
     for start, rows in gallery:
         rows_hat = l2_normalize(rows.to(pred_hat), "reference rows")
+        rows64 = None  # made when a near tie needs it
         rows_hubs = hubs(rows_hat) if hubs is not None else None
         inside = (pair_target >= start) & (pair_target < start + rows_hat.shape[0])
         for lo in range(0, rows_hat.shape[0], width):
@@ -351,10 +360,21 @@ def dictionary_ranks(
                 sims = pred_hat[q] @ part.T
                 mine = here & (pair_query >= q.start) & (pair_query < q.stop)
                 sims[pair_query[mine] - q.start, columns[mine]] = -math.inf  # a right answer is never counted against
-                ranks[q] += _row_counts(sims > (best[q] + tol)[:, None])
+                counted = [(ranks, sims, best, best64, tol, None)]
                 if rows_hubs is not None:
-                    scores = 2 * sims - rows_hubs[None, lo:lo + width]
-                    csls_ranks[q] += _row_counts(scores > (best_csls[q] + 4 * tol)[:, None])
+                    counted.append((csls_ranks, 2 * sims - rows_hubs[None, lo:lo + width], best_csls, best_csls64,
+                                    4 * tol, rows_hubs[lo:lo + width]))
+                for into, scores, bound, bound64, window, hub in counted:
+                    above = scores > (bound[q] + window)[:, None]
+                    into[q] += _row_counts(above)
+                    near = (scores >= (bound[q] - window)[:, None]) & ~above
+                    if bool(near.any()):
+                        rows64 = l2_normalize(rows.to(torch.float64), "reference rows") if rows64 is None else rows64
+                        query, column = near.nonzero(as_tuple=True)
+                        exact = (pred64[q][query] * rows64[lo + column]).sum(dim=1)
+                        if hub is not None:
+                            exact = 2 * exact - hub[column].to(torch.float64)
+                        into.index_add_(0, q.start + query, (exact > bound64[q][query]).to(torch.int64))
     return ranks, csls_ranks
 
 

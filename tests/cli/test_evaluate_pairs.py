@@ -47,7 +47,7 @@ def naive_ranks(en, fr, pairs, csls=False, neighbours=10):
     ranks = {}
     for q, right in answers.items():
         best = max(scores[q, t] for t in right)
-        ranks[q] = 1 + sum(1 for j in range(len(fr)) if j not in right and scores[q, j] > best + 1e-6)
+        ranks[q] = 1 + sum(1 for j in range(len(fr)) if j not in right and scores[q, j] > best)
     return ranks
 
 

@@ -4,6 +4,8 @@ results agree with naive references (python loops over full matrices)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -143,3 +145,25 @@ def test_cka_of_float32_rows_matches_float64_sums_at_any_chunking(offset):
     truth = cka(x.double(), y.double(), 3000)
     for step in (7, 500, 3000):
         assert cka(x, y, step) == pytest.approx(truth, abs=3e-7)
+
+
+@pytest.mark.parametrize("csls", [False, True])
+def test_a_near_miss_inside_the_tie_window_is_decided_exactly(csls):
+    """A wrong word 2e-6 closer than the right one (float32 rows, inside the 3.8e-6 window) ranks
+    above it, as an exact comparison (MUSE's) has it; an exact duplicate of the right answer still
+    counts for the query."""
+    from relcli.core.paired import dictionary_ranks
+
+    angle = 1.0
+    query = torch.tensor([[1.0, 0.0, 0.0]])
+    right = torch.tensor([[math.cos(angle), math.sin(angle), 0.0]])
+    closer = torch.tensor([[math.cos(angle - 2e-6 / math.sin(angle)), 0.0, math.sin(angle - 2e-6 / math.sin(angle))]])
+    far = torch.tensor([[0.0, 0.0, 1.0]])
+    for wrong, expected in ((closer, 2), (right.clone(), 1)):
+        gallery = torch.cat([right, wrong, far]).to(torch.float32)
+        cos64 = torch.nn.functional.normalize(gallery.double(), dim=1) @ torch.nn.functional.normalize(query.double(), dim=1).T
+        assert expected == 1 or 0 < float(cos64[1] - cos64[0]) < 3.8e-6  # inside the old window, truly above
+        hubs = (lambda rows: torch.zeros(rows.shape[0], dtype=rows.dtype)) if csls else None
+        ranks, csls_ranks = dictionary_ranks(query.to(torch.float32), torch.tensor([0]), torch.tensor([0]), gallery[:1],
+                                             iter([(0, gallery)]), hubs=hubs)
+        assert int((csls_ranks if csls else ranks)[0]) == expected
