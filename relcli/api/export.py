@@ -203,7 +203,7 @@ def import_file(
         if source.ids is not None:
             from relcli.io._reader import check_unique
 
-            check_unique(source.ids, input)  # named in the file read, not in the one being written
+            check_unique(source.ids, input, lines=getattr(source, "lines", None))  # named in the file read
         out_dtype = output_dtype(dtype, "float32" if kind in ("jsonl", "vec") else source.dtype)
         inputs = [input] + ([f for f in source.files if f is not None] if kind == "npy" else [])
         parameters = {"format": kind, "vector_column": getattr(source, "vector_column", None),

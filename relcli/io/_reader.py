@@ -63,9 +63,9 @@ def repeats(hashes: np.ndarray) -> bool:
     return bool((ordered[1:] == ordered[:-1]).any())
 
 
-def check_unique(ids: np.ndarray, path, where: str = "") -> None:
+def check_unique(ids: np.ndarray, path, where: str = "", lines: np.ndarray | None = None) -> None:
     """Ids must be unique: a duplicate is an error naming it and its two rows (the first repeated id
-    in row order, with the row it first appeared at).
+    in row order, with the row it first appeared at), or their ``lines`` in a text file.
 
     In O(n log n) over 8-byte keys (the ids themselves, or Python's hash of each string id), so four
     million string ids cost ~1 s and 64 MB, not a dict of every id; only rows whose keys collide are
@@ -83,7 +83,8 @@ def check_unique(ids: np.ndarray, path, where: str = "") -> None:
     seen: dict[Any, int] = {}
     for row, value in zip(suspects.tolist(), ids[suspects].tolist()):
         if value in seen:
-            raise FileFormatError(f"duplicate id {value!r} at rows {seen[value]} and {row}{where}: ids must be unique", path)
+            at = f"rows {seen[value]} and {row}" if lines is None else f"lines {lines[seen[value]]} and {lines[row]}"
+            raise FileFormatError(f"duplicate id {value!r} at {at}{where}: ids must be unique", path)
         seen[value] = row
 
 

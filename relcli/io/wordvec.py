@@ -64,6 +64,7 @@ class WordVectorSource:
         self.replaced: list[int] = []  # lines whose word had bytes that are not UTF-8
         self.header_line: int | None = None  # the header's line number, when there is one
         words: list[str] = []
+        lines: list[int] = []
         self.dim, expected = 0, None
         for line_no, line in self._lines():
             if self.dim == 0:  # the first line that is not blank: a header, or the first vector
@@ -79,12 +80,14 @@ class WordVectorSource:
                     raise DataError(f"line {line_no} does not end in a number: a word and its numbers were expected",
                                     self.path)
             words.append(self._word(self._split(line, line_no)[0], line_no))
+            lines.append(line_no)
         if not words:
             raise DataError("holds no word vectors", self.path)
         if expected is not None and expected != len(words):
             raise DataError(f"holds {len(words):,} word vectors, its header says {expected:,}", self.path)
         self.n_rows = len(words)
         self.ids = as_id_array(words)
+        self.lines = np.asarray(lines, dtype=np.int64)  # each row's line number, for messages
 
     def _lines(self):
         """(line number, line without trailing whitespace) for every line that is not blank."""

@@ -81,6 +81,7 @@ def test_dropped_rows_leave_a_true_header_and_number_words_become_integer_ids(da
     (b"a 1 2\nb 3 4 5\nc 1 1\n", 1, ["line 2 has 4 fields: a word and 2 numbers"]),  # not the word 'b 3'
     (b"1 0.1 0.2\n2 0.4 x\n", 1, ["line 2 (word 2) holds a value that is not a number"]),
     (b"the 1 2\nthe 3 4\n", 1, ["duplicate id 'the'"]),
+    (b"2 2\n\nthe 1 2\n\nthe 3 4\n", 1, ["duplicate id 'the' at lines 3 and 5"]),  # lines of the file, not rows
     (b"the 1 2\nof nan 4\n", 1, ["NaN/Inf", "'of'", "--drop-invalid"]),
     (gzip.compress(b"the 1 2\n" * 50)[:-30], 1, ["cannot read the word vectors"]),
 ])
