@@ -80,7 +80,10 @@ def _like_rows(reader, input: Path, like: Path, pairs: Path | None, usable: np.n
                                "and left out")
         rows, source_ids = rows[keep], None if source_ids is None else source_ids[keep]
     if not len(rows):
-        raise DataError(f"none of the anchors of {like.name} is usable here", input)
+        if len(keep):
+            raise DataError(f"every anchor of {like.name} is invalid here (NaN/Inf, or no direction)", input)
+        where = f"has a pair in {pairs.name} with an id of this file" if pairs is not None else "is in this file"
+        raise DataError(f"none of the anchors of {like.name} {where}", input)
     return rows, source_ids
 
 

@@ -49,6 +49,10 @@ def test_pairs_without_a_pair_for_some_anchors_leave_them_out_with_a_count(data,
     assert f"{pairs}: 2 of the 12 anchors of en_a.h5 have no pair with an id of fr.h5; they are left out" in result.stderr
     written = load(out / "fr_a.h5")
     assert written.reader_strings["source_ids"] == [i for i in en_ids if i not in unpaired]
+    reversed_pairs = tmp_path / "reversed.tsv"  # a dictionary the wrong way round pairs nothing: say so
+    reversed_pairs.write_text("".join(f"fr-{i}\ten-{i}\n" for i in range(N)))
+    fails(data, tmp_path, ["anchors", fr, "--like", tmp_path / "en_a.h5", "--pairs", reversed_pairs, "-o", out / "r.h5"], 1,
+          "none of the anchors of en_a.h5 has a pair in reversed.tsv with an id of this file", path=fr)
 
 
 @pytest.mark.parametrize(
