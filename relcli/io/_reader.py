@@ -32,6 +32,8 @@ def as_id_array(values) -> np.ndarray:
             except OverflowError:  # past int64: every id stays text, as in .txt id lists
                 pass
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        if values.dtype.kind == "u" and values.size and int(values.max()) > np.iinfo(np.int64).max:
+            return as_id_array([str(v) for v in values.reshape(-1).tolist()])  # past int64: text, never wrapped
         return values.astype(np.int64, copy=False).reshape(-1)
     if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1:
         if all(map(isinstance, values.tolist(), repeat(str))):  # already strings: a copy, not a rebuild (0.4 s at 1M)

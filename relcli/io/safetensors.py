@@ -25,7 +25,7 @@ import numpy as np
 
 from relcli.errors import FileFormatError, OutputError
 from relcli.io import meta
-from relcli.io._reader import EmbeddingReader, native, strings_in_chunks
+from relcli.io._reader import EmbeddingReader, as_id_array, native, strings_in_chunks
 from relcli.io.atomic import describe_os_error, guarded
 
 ST_TO_NAME = {
@@ -146,7 +146,7 @@ class SafetensorsReader(EmbeddingReader):
             values = self._raw(name)
             if values.ndim != 1 or values.dtype.kind not in "iu":
                 raise FileFormatError(f"{name!r} must be a 1-D integer tensor", self.path)
-            return values.astype(np.int64)
+            return as_id_array(values)  # int64; uint64 past int64 as text, never wrapped
         if f"{name}_utf8" in self._header and f"{name}_offsets" in self._header:
             blob = self._raw(f"{name}_utf8").tobytes()
             offsets = self._raw(f"{name}_offsets")

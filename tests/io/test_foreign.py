@@ -137,6 +137,21 @@ def test_plain_hdf5_with_one_matrix_under_any_name(name, tmp_path):
         np.testing.assert_array_equal(e.read_all().numpy(), m)
 
 
+def test_unsigned_ids_past_int64_are_text_not_wrapped(tmp_path):
+    """uint64 ids ≥ 2^63 cannot be int64: they are read as their decimal text (as integer ids past
+    int64 in .txt lists), never wrapped to negative numbers; smaller unsigned ids stay integers."""
+    path = tmp_path / "big.safetensors"
+    save_numpy({"embeddings": matrix(3, 2), "ids": np.array([1, 2**63, 2**64 - 1], dtype=np.uint64)}, str(path))
+    with open_embeddings(path) as e:
+        assert e.ids.tolist() == ["1", "9223372036854775808", "18446744073709551615"]
+    small = tmp_path / "small.h5"
+    with h5py.File(small, "w") as f:
+        f["emb"] = matrix(2, 2)
+        f["ids"] = np.array([7, 2**63 - 1], dtype=np.uint64)
+    with open_embeddings(small) as e:
+        assert e.ids.dtype == np.int64 and e.ids.tolist() == [7, 2**63 - 1]
+
+
 def test_plain_hdf5_ids_and_labels_of_other_types(tmp_path):
     path = tmp_path / "foreign.h5"
     with h5py.File(path, "w") as f:
