@@ -115,6 +115,10 @@ def fit_translation(
     with blame(tgt_anchors):
         selection = select_translator(source_vectors, target_vectors, method, options, seed, target.stats.mean_norm)
     translation = _describe(selection, method, inputs, spaces)
+    if src_anchors is not None and len(source.keys) > source_vectors.shape[0]:
+        translation.warnings.append(
+            f"{len(source.keys) - source_vectors.shape[0]:,} of the {len(source.keys):,} anchors of {source_path.name} are "
+            f"not in {tgt_anchors.name}: fitted on the {source_vectors.shape[0]:,} they share")
     _report(translation, tgt_anchors, method, POOR_SCORE, min_score)
     if reverse:
         chosen = selection.chosen

@@ -178,6 +178,16 @@ def test_anchor_files_not_parallel(data, wide, tmp_path, out):
           f"{K - 10} of {K} anchor ids of {data.ya.name} are missing", "only 10 matched", path=tmp_path / "xa10.h5")
 
 
+def test_source_anchors_beyond_the_target_anchors_are_counted(data, tmp_path, out):
+    """The target anchors may be a subset of the source anchors (--like --drop-invalid leaves rows
+    out); the ones left over are counted in a warning rather than dropped in silence."""
+    target = load(data.ya)
+    write_embeddings(tmp_path / "ya12.h5", target.matrix[:12], ids=target.ids[:12])
+    result = ok(invoke("translate", "--src", data.x_h5, "--src-anchors", data.xa, "--tgt-anchors", tmp_path / "ya12.h5",
+                       "-o", out / "y.h5"))
+    assert f"{K - 12} of the {K} anchors of {data.xa.name} are not in ya12.h5: fitted on the 12 they share" in result.stderr
+
+
 def test_map_of_the_wrong_kind(data, tmp_path, out):
     fails(data, tmp_path, ["translate", "--src", data.x_h5, "--map", data.x_h5, "-o", out / "y.h5"], 1,
           "not a relcli map", path=data.x_h5)
