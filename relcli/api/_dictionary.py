@@ -4,7 +4,7 @@ The judged file holds translated source words (ids: the source words), the refer
 target vocabulary (ids: the target words), and a dictionary (``--pairs``, as ``read_pairs`` reads
 it) says which target words are right for which source word. Each source word of the dictionary
 that both files can answer is a query: its translated row is ranked against every reference row,
-and the best-placed of its right answers counts (``relcli.core.paired.dictionary_ranks``):
+and the best-placed of its right answers counts (``relcli.core.lexicon.dictionary_ranks``):
 top{k} is MUSE's precision@k with nearest neighbours, csls_top{k} the same under CSLS, whose
 hubness r_S(y) of a target word is its mean cosine to its 10 nearest rows among every row of the
 judged file (the translated source vocabulary, as MUSE takes it): a pass over the judged file for
@@ -47,7 +47,7 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
 
     from relcli.core.evaluation import CSLS_NEIGHBOURS, parsed_metrics
     from relcli.core.metrics import _rank_summary, query_indices
-    from relcli.core.paired import dictionary_ranks, hub_means
+    from relcli.core.lexicon import dictionary_ranks, hub_means
     from relcli.io.join import find_rows, read_pairs
 
     listed = read_pairs(pairs)

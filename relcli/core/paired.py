@@ -5,7 +5,8 @@ Row i of ``pred`` should match row i of ``ref``; the rows arrive in chunks, in o
 files chunk by chunk). The retrieval metrics judge a set of query rows q (all, or a seeded sample:
 ``metrics.query_indices``) against every row, so each query keeps a little state across chunks:
 
-- retrieval: rank_q = 1 + #{j ≠ q: cos(p_q, r_j) > cos(p_q, r_q) + τ}, counted chunk by chunk;
+- retrieval: rank_q = 1 + #{j ≠ q: cos(p_q, r_j) > cos(p_q, r_q)}, counted chunk by chunk (a row
+  within τ of the bound, where rounding could decide, is compared in float64: ``count_above``);
 - Jaccard@k: the k nearest other rows of p_q among pred and of r_q among ref (``_Nearest``: every
   row within τ of the running k-th is kept, so ties are decided at the end, by row index, exactly
   as on a whole row);
@@ -120,6 +121,26 @@ def _row_counts(mask: torch.Tensor) -> torch.Tensor:
     return mask.sum(dim=1, dtype=dtype).to(torch.int64)
 
 
+def count_above(into: torch.Tensor, first: int, scores: torch.Tensor, bound: torch.Tensor, bound64: torch.Tensor,
+                window: float, exact: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """into[first + i] += #{j: score_ij > bound_i}, for scores (m × w) in the rows' precision.
+
+    Entries more than ``window`` above the bound count; entries within it of the bound (a near tie,
+    where rounding could decide) count when their float64 score ``exact(i, j)`` (for index tensors
+    i, j) exceeds ``bound64`` (m,): a near miss is not a hit, and an exact tie counts for the query."""
+    above = scores > (bound + window)[:, None]
+    into[first:first + scores.shape[0]] += _row_counts(above)
+    near = (scores >= (bound - window)[:, None]) & ~above
+    if bool(near.any()):
+        rows, columns = near.nonzero(as_tuple=True)
+        into.index_add_(0, first + rows, (exact(rows, columns) > bound64[rows]).to(torch.int64))
+
+
+def unit64(rows: torch.Tensor, what: str) -> torch.Tensor:
+    """Rows scaled to unit norm in float64: the exact side of ``count_above``."""
+    return l2_normalize(rows.to(torch.float64), what)
+
+
 def _compact(values: torch.Tensor, keep: torch.Tensor, start: int, index: torch.Tensor | None = None):
     """The kept entries of each row, in column order, padded with −inf: (values, their row indices,
     ``index`` where given, else start + column). Memory in the kept entries, not the block."""
@@ -140,9 +161,10 @@ class _Queries:
     def __init__(self, rows: torch.Tensor, pred: torch.Tensor, ref: torch.Tensor, tol: float, knn_k: int):
         self.rows, self.pred, self.ref, self.tol = rows, pred, ref, tol
         self.own = (pred * ref).sum(dim=1) if pred.shape[1] == ref.shape[1] else None
+        self.own64 = (pred.double() * ref.double()).sum(dim=1) if self.own is not None else None  # near ties
         self.ranks = torch.ones(len(rows), dtype=torch.int64, device=pred.device)  # 1 + the rows counted above
         self.csls_ranks = torch.ones_like(self.ranks)
-        self.own_csls: torch.Tensor | None = None  # 2 cos(p_q, r_q) − r_S(r_q)
+        self.own_csls = self.own_csls64 = None  # 2 cos(p_q, r_q) − r_S(r_q)
         self.near_pred = _Nearest(len(rows), knn_k, tol, pred) if knn_k else None
         self.near_ref = _Nearest(len(rows), knn_k, tol, ref) if knn_k else None
 
@@ -242,7 +264,8 @@ def _count(blocks: list[_Queries], start: int, pred_hat, ref_hat, ranking: bool,
            sampled: bool) -> None:
     """Add gallery rows start:start+len (unit rows) to every query block's counts and nearest sets.
 
-    CSLS ranks drop r_T(p_q), a constant of the query's row: 2s_qj − r_S(r_j) > 2s_qq − r_S(r_q) + 4τ.
+    CSLS ranks drop r_T(p_q), a constant of the query's row: 2s_qj − r_S(r_j) > 2s_qq − r_S(r_q) (4τ
+    the near-tie window, ``count_above``).
     r_S of these rows (their k largest cosines to the queries' pred rows) needs every block's
     similarities to them first, so all blocks' fit the similarity budget together. ``sampled``: the
     queries are a sample, and r_S(r_j) leaves p_j out (only the sampled rows would have their own
@@ -261,11 +284,16 @@ def _count(blocks: list[_Queries], start: int, pred_hat, ref_hat, ranking: bool,
         for block, block_sims in zip(blocks, sims):
             inside, columns = block.own_columns(start, stop)
             block_sims[inside, columns] = -math.inf  # the query's own row is not counted against it
+
+            def cosines(query, column, block=block):  # near ties, in float64 on the unit rows
+                return (block.pred[query].double() * ref_hat[column].double()).sum(dim=1)
+
             if ranking:
-                block.ranks += _row_counts(block_sims > (block.own + block.tol)[:, None])
+                count_above(block.ranks, 0, block_sims, block.own, block.own64, block.tol, cosines)
             if csls:
-                scores = 2 * block_sims - hubs[None, :]
-                block.csls_ranks += _row_counts(scores > (block.own_csls + 4 * block.tol)[:, None])
+                count_above(block.csls_ranks, 0, 2 * block_sims - hubs[None, :], block.own_csls, block.own_csls64,
+                            4 * block.tol, lambda query, column, cosines=cosines:
+                            2 * cosines(query, column) - hubs[column].double())
     if knn_k:
         for block in blocks:
             inside, columns = block.own_columns(start, stop)
@@ -289,93 +317,8 @@ def _own_csls(blocks: list[_Queries], pred_q: torch.Tensor, k: int, sampled: boo
                 sims[here.nonzero().flatten(), mine[here] - part.start] = -math.inf
             nearest = _running_top(nearest, sims, k)
         block.own_csls = 2 * block.own - nearest.mean(dim=1)
+        block.own_csls64 = 2 * block.own64 - nearest.mean(dim=1).double()
         first += len(block.rows)
 
 
-def hub_means(rows_hat: torch.Tensor, sources: Iterator[torch.Tensor], k: int) -> torch.Tensor:
-    """r_S(y) for unit rows y (m × d): the mean of the k largest cos(y, s) over every row s that
-    ``sources`` yields (the translated source vocabulary, in chunks), as CSLS's hubness (m,)."""
-    best = None
-    step = max(1, SIMILARITY_ELEMENTS // max(1, rows_hat.shape[0]))
-    for source in sources:
-        source_hat = l2_normalize(source.to(rows_hat), "translated rows")
-        for lo in range(0, source_hat.shape[0], step):
-            best = _running_top(best, rows_hat @ source_hat[lo:lo + step].T, k)
-    return best.mean(dim=1)
-
-
-def dictionary_ranks(
-    pred_q: torch.Tensor,
-    pair_query: torch.Tensor,
-    pair_target: torch.Tensor,
-    target_rows: torch.Tensor,
-    gallery: Iterator[tuple[int, torch.Tensor]],
-    query_batch: int | None = None,
-    hubs: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Ranks of translated words among a whole target vocabulary, any of their translations a hit
-    (bilingual lexicon induction, as MUSE scores it with nearest neighbours and with CSLS).
-
-    ``pred_q`` (m × d): the queries' rows; pair p says target row ``pair_target[p]`` is a right
-    answer of query ``pair_query[p]``, with ``target_rows`` (pairs × d) that row itself;
-    ``gallery`` yields (start, rows) over every target row in order. Nearest neighbours:
-    rank_q = 1 + #{j ∉ T(q): cos(p_q, r_j) > max_{t ∈ T(q)} cos(p_q, r_t)}: the best-placed right
-    answer counts. With ``hubs`` (unit target rows -> r_S, ``hub_means`` over the translated
-    vocabulary) also CSLS ranks, by 2cos(p_q, r_j) − r_S(r_j) (−r_T(p_q) is the same for every j
-    and cannot change a rank): (ranks, CSLS ranks or None). Similarities are taken in the rows'
-    precision; a row within the tie window τ of the best right answer (4τ for CSLS) is decided by
-    its cosine in float64, so a near miss is not counted as a hit (an exact tie still is).
-    """
-    pred_hat = l2_normalize(pred_q, "translated rows")
-    m, tol = pred_hat.shape[0], _tie_tol(pred_hat.dtype)
-    device = pred_hat.device
-    pair_query, pair_target = pair_query.to(device), pair_target.to(device)
-    targets_hat = l2_normalize(target_rows.to(pred_hat), "reference rows")
-    pred64 = l2_normalize(pred_q.to(torch.float64), "translated rows")
-    right = (pred_hat[pair_query] * targets_hat).sum(dim=1)
-    right64 = (pred64[pair_query] * l2_normalize(target_rows.to(pred64), "reference rows")).sum(dim=1)
-
-    def best_of(values: torch.Tensor) -> torch.Tensor:  # per query, over its right answers
-        return values.new_full((m,), -math.inf).scatter_reduce_(0, pair_query, values, "amax")
-
-    best, best64 = best_of(right), best_of(right64)
-    ranks = torch.ones(m, dtype=torch.int64, device=device)
-    csls_ranks = best_csls = best_csls64 = None
-    if hubs is not None:
-        right_hubs = hubs(targets_hat)
-        best_csls, best_csls64 = best_of(2 * right - right_hubs), best_of(2 * right64 - right_hubs.to(torch.float64))
-        csls_ranks = torch.ones_like(ranks)
-    step = max(1, min(query_batch or m, m))
-    width = max(1, SIMILARITY_ELEMENTS // step)
-    for start, rows in gallery:
-        rows_hat = l2_normalize(rows.to(pred_hat), "reference rows")
-        rows64 = None  # made when a near tie needs it
-        rows_hubs = hubs(rows_hat) if hubs is not None else None
-        inside = (pair_target >= start) & (pair_target < start + rows_hat.shape[0])
-        for lo in range(0, rows_hat.shape[0], width):
-            part = rows_hat[lo:lo + width]
-            columns = pair_target - start - lo
-            here = inside & (columns >= 0) & (columns < part.shape[0])
-            for q in row_chunks(m, step):
-                sims = pred_hat[q] @ part.T
-                mine = here & (pair_query >= q.start) & (pair_query < q.stop)
-                sims[pair_query[mine] - q.start, columns[mine]] = -math.inf  # a right answer is never counted against
-                counted = [(ranks, sims, best, best64, tol, None)]
-                if rows_hubs is not None:
-                    counted.append((csls_ranks, 2 * sims - rows_hubs[None, lo:lo + width], best_csls, best_csls64,
-                                    4 * tol, rows_hubs[lo:lo + width]))
-                for into, scores, bound, bound64, window, hub in counted:
-                    above = scores > (bound[q] + window)[:, None]
-                    into[q] += _row_counts(above)
-                    near = (scores >= (bound[q] - window)[:, None]) & ~above
-                    if bool(near.any()):
-                        rows64 = l2_normalize(rows.to(torch.float64), "reference rows") if rows64 is None else rows64
-                        query, column = near.nonzero(as_tuple=True)
-                        exact = (pred64[q][query] * rows64[lo + column]).sum(dim=1)
-                        if hub is not None:
-                            exact = 2 * exact - hub[column].to(torch.float64)
-                        into.index_add_(0, q.start + query, (exact > bound64[q][query]).to(torch.int64))
-    return ranks, csls_ranks
-
-
-__all__ = ["PairedRows", "SIMILARITY_ELEMENTS", "TensorRows", "dictionary_ranks", "hub_means", "paired_metrics"]
+__all__ = ["PairedRows", "SIMILARITY_ELEMENTS", "TensorRows", "count_above", "paired_metrics"]

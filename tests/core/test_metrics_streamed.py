@@ -152,7 +152,7 @@ def test_a_near_miss_inside_the_tie_window_is_decided_exactly(csls):
     """A wrong word 2e-6 closer than the right one (float32 rows, inside the 3.8e-6 window) ranks
     above it, as an exact comparison (MUSE's) has it; an exact duplicate of the right answer still
     counts for the query."""
-    from relcli.core.paired import dictionary_ranks
+    from relcli.core.lexicon import dictionary_ranks
 
     angle = 1.0
     query = torch.tensor([[1.0, 0.0, 0.0]])
@@ -167,3 +167,14 @@ def test_a_near_miss_inside_the_tie_window_is_decided_exactly(csls):
         ranks, csls_ranks = dictionary_ranks(query.to(torch.float32), torch.tensor([0]), torch.tensor([0]), gallery[:1],
                                              iter([(0, gallery)]), hubs=hubs)
         assert int((csls_ranks if csls else ranks)[0]) == expected
+
+
+def test_evaluate_ranks_a_near_miss_below_the_closer_row():
+    """The paired retrieval metrics decide near ties as the dictionary ranks do: row 1's reference is
+    2e-6 closer to prediction 0 than its own reference (inside the 3.8e-6 window): rank 2, not 1."""
+    angle, gap = 1.0, 2e-6 / math.sin(1.0)
+    pred = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    ref = torch.tensor([[math.cos(angle), math.sin(angle), 0.0],
+                        [math.cos(angle - gap), 0.0, math.sin(angle - gap)], [0.0, 1.0, 0.0]])
+    got = tensor_metrics(pred, ref, parsed_metrics(["top1", "mrr"]), None, None, 0)
+    assert got["top1"] == pytest.approx(2 / 3) and got["mrr"] == pytest.approx((1 / 2 + 1 + 1) / 3)
