@@ -226,7 +226,7 @@ class _ParquetSource(_Source):
             raise DataError(f"column {vector_column!r} holds no vectors", path)
 
     def _column(self, given: str | None, default: str, option: str, names: list[str]) -> np.ndarray | None:
-        from relcli.io._reader import as_id_array
+        from relcli.io._parquet_reader import id_values
 
         column = (default if default in names else None) if given is None else given or None
         if column is None:
@@ -237,7 +237,7 @@ class _ParquetSource(_Source):
         if values.null_count:
             nulls = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
             raise DataError(f"column {column!r} is empty in {describe_rows(nulls.tolist(), 'rows')}", self.path)
-        return as_id_array(values.to_pylist())
+        return id_values(values, self.path, column)
 
     def iter_chunks(self, batch_size: int, start: int = 0, stop: int | None = None):
         """Chunks of ``batch_size`` rows (float16 and integers as float32), each copied out of Arrow

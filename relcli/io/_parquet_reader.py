@@ -48,20 +48,28 @@ def _to_matrix(column, dim: int, dtype: str, path: Path, first_row: int) -> np.n
     return flat.reshape(-1, dim)
 
 
-def _id_values(column, path: Path, name: str) -> np.ndarray:
-    """An id or label column as int64 or an object array of str."""
+def id_values(column, path: Path, name: str) -> np.ndarray:
+    """An id or label column as int64 or an object array of str (``as_id_array``): integers, text,
+    or bytes read as UTF-8 text (as HDF5 byte strings are); any other type is an error."""
     import pyarrow as pa
+
+    from relcli.io._reader import as_id_array
 
     if column.null_count:
         raise FileFormatError(f"column {name!r} has {column.null_count} null value(s)", path)
     if pa.types.is_integer(column.type):
-        return column.to_numpy().astype(np.int64)
+        return as_id_array(column.to_numpy())  # uint64 past int64 as text, never wrapped
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         values = np.empty(len(column), dtype=object)
         values[:] = column.to_pylist()
         return values
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        try:
+            return as_id_array([value.decode("utf-8") for value in column.to_pylist()])
+        except UnicodeDecodeError:
+            raise FileFormatError(f"column {name!r} holds bytes that are not UTF-8 text", path) from None
     if pa.types.is_dictionary(column.type):
-        return _id_values(column.cast(column.type.value_type), path, name)
+        return id_values(column.cast(column.type.value_type), path, name)
     raise FileFormatError(f"column {name!r} must hold strings or integers, got {column.type}", path)
 
 
@@ -134,7 +142,7 @@ class ParquetReader(EmbeddingReader):
                     dim = self._first_length(handle, file)
                 for column, values in ((self._id_column, ids), (self._label_column, labels)):
                     if column is not None:
-                        values.append(_id_values(handle.read(columns=[column]).column(0).combine_chunks(), file, column))
+                        values.append(id_values(handle.read(columns=[column]).column(0).combine_chunks(), file, column))
             finally:
                 handle.close()
         self._starts = [piece.first for piece in self._pieces]
@@ -314,7 +322,7 @@ class ParquetReader(EmbeddingReader):
                 raise FileFormatError(f"{name!r} must be 1-D strings or integers", self.path)
             return values if values.dtype == object else values.astype(np.int64)
         column = self._column(name)
-        return None if column is None else _id_values(column, self.path, name)
+        return None if column is None else id_values(column, self.path, name)
 
     def array_shapes(self):
         shapes: dict[str, tuple[list[int], str]] = {}

@@ -75,3 +75,27 @@ def test_anchors_that_are_all_one_vector_and_a_min_score_out_of_range(data, tmp_
     assert_clean_error(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.ya, "--min-score", "1.5", "-o",
                               tmp_path / "out.h5"), 2, "--min-score must be in [-1, 1]")
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_parquet_ids_are_integers_text_or_utf8_bytes(tmp_path):
+    """One rule for Parquet id and label columns (import and direct reads): integers, strings, or
+    bytes read as UTF-8 (as HDF5 byte strings are); floats, and bytes that are not UTF-8, are refused
+    (they became the text "1.5" or "b'\\xff'")."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    vectors = pa.array([[1.0, 2.0], [3.0, 4.0]], type=pa.list_(pa.float32(), 2))
+    cases = {"bytes": ({"id": pa.array([b"a", "é".encode()], pa.binary())}, None),
+             "latin": ({"id": pa.array([b"a", b"\xff"], pa.binary())}, "holds bytes that are not UTF-8 text"),
+             "floats": ({"id": pa.array([1.5, 2.0])}, "must hold strings or integers, got double"),
+             "labels": ({"id": ["x", "y"], "label": pa.array([0.5, 1.0])}, "'label' must hold strings or integers")}
+    for name, (columns, fragment) in cases.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({**columns, "vector": vectors}), path)
+        out = tmp_path / f"{name}.h5"
+        if fragment is None:
+            ok(invoke("import", path, "-o", out))
+            assert load(out).ids == ["a", "é"]
+        else:
+            assert_clean_error(invoke("import", path, "-o", out), 1, fragment, path=path)
+            assert not out.exists()
