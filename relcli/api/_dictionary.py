@@ -34,17 +34,17 @@ def check_dictionary_metrics(names: list[str] | None) -> list[str]:
 
 
 def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, query_sample, seed, query_batch,
-                       progress, input, usable=None) -> tuple[dict[str, float], int, list[str], list[str]]:
+                       progress, input, valid=None) -> tuple[dict[str, float], int, list[str], list[str]]:
     """(metrics, queries, details, warnings) of the translated words of ``judged`` against every row of ``ref``.
 
     ``selected``: the judged rows --ids/--exclude-ids keep (None: all); ``load(reader, rows)`` reads
     rows (bad rows are an error naming their ids); ``query_sample`` of the source words, seeded;
-    ``usable``: (judged, ref) bool masks of the rows --drop-invalid keeps (None: all; a reference
+    ``valid``: (judged, ref) bool masks of the rows --drop-invalid keeps (None: all; a reference
     row left out is never ranked, a pair with a row left out not scored).
     """
-    from relcli.api.evaluate import left_out
     import torch
 
+    from relcli.api._rows import left_out
     from relcli.core.evaluation import CSLS_NEIGHBOURS, parsed_metrics
     from relcli.core.metrics import _rank_summary, query_indices
     from relcli.core.lexicon import dictionary_ranks, hub_means
@@ -53,7 +53,7 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
     listed = read_pairs(pairs)
     source_rows, source_found = find_rows([a for a, _ in listed], judged.row_keys())
     target_rows, target_found = find_rows([b for _, b in listed], ref.row_keys())
-    judged_ok, ref_ok = usable if usable is not None else (np.ones(judged.n_rows, bool), np.ones(ref.n_rows, bool))
+    judged_ok, ref_ok = valid if valid is not None else (np.ones(judged.n_rows, bool), np.ones(ref.n_rows, bool))
     gallery_rows, translated_rows = np.flatnonzero(ref_ok), np.flatnonzero(judged_ok)
     found = source_found & target_found
     warnings = []

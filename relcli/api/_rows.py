@@ -168,3 +168,27 @@ def _take(data, keep: np.ndarray):
     import torch
 
     return data[torch.from_numpy(keep).to(data.device)]
+
+
+def usable_rows(reader, device, need_direction: bool, batch_size: int | None) -> np.ndarray:
+    """(n_rows,) bool: the rows of a file that this policy lets a step use, in one read of it (for a
+    step that must know them before its own pass, as ``evaluate --drop-invalid`` does)."""
+    from relcli.api._context import compute_dtype_of
+
+    loop = RowLoop.over(reader, drop_invalid=True)
+    usable = np.zeros(reader.n_rows, dtype=bool)
+    for rows, _ in loop.read(reader, device=device, dtype=compute_dtype_of(reader.dtype), batch_size=batch_size,
+                             need_direction=need_direction):
+        usable[rows] = True
+    return usable
+
+
+def left_out(reader, usable: np.ndarray, used: np.ndarray, need_direction: bool) -> list[str]:
+    """The warning naming the ``used`` rows of a file that ``usable`` leaves out (none: [])."""
+    bad = np.unique(used[~usable[used]])
+    if not len(bad):
+        return []
+    why = "NaN/Inf" + (" or no direction (all zeros)" if need_direction else "")
+    return [f"left out {describe_rows(reader.keys_of(bad), 'rows' if reader.ids is None else 'ids')} of "
+            f"{reader.path.name}: {why}"]
+

@@ -12,8 +12,8 @@ from relcli.api._context import (
     select_by_ids,
 )
 from relcli.api._results import Evaluation, Progress
-from relcli.api._rows import RowLoop
-from relcli.errors import DataError, UsageError, describe_rows
+from relcli.api._rows import RowLoop, left_out, usable_rows
+from relcli.errors import DataError, UsageError
 
 LARGE_N = 50_000
 DEFAULT_QUERY_SAMPLE = 10_000
@@ -60,26 +60,6 @@ def _load(reader, rows, device, need_direction: bool, batch_size: int):
             loop.reject(picked[positions.cpu().numpy()], problem)
         parts.append(data)
     return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-
-def _usable(reader, device, need_direction: bool, batch_size: int) -> np.ndarray:
-    """(n_rows,) bool: the rows of a file that can be used (``--drop-invalid``), in one read of it."""
-    loop = RowLoop.over(reader, drop_invalid=True)
-    usable = np.zeros(reader.n_rows, dtype=bool)
-    for rows, _ in loop.read(reader, device=device, dtype=compute_dtype_of(reader.dtype), batch_size=batch_size,
-                             need_direction=need_direction):
-        usable[rows] = True
-    return usable
-
-
-def left_out(reader, usable: np.ndarray, used: np.ndarray, need_direction: bool) -> list[str]:
-    """The warning naming the ``used`` rows of a file that ``usable`` leaves out (none: [])."""
-    bad = np.unique(used[~usable[used]])
-    if not len(bad):
-        return []
-    why = "NaN/Inf" + (" or no direction (all zeros)" if need_direction else "")
-    return [f"left out {describe_rows(reader.keys_of(bad), 'rows' if reader.ids is None else 'ids')} of "
-            f"{reader.path.name}: {why}"]
 
 
 class _FileRows:
@@ -187,13 +167,13 @@ def evaluate(
             def load(reader, rows):
                 return _load(reader, rows, torch_device, True, batch_size).to(dtype)
 
-            usable = None
+            valid = None
             if drop_invalid:
-                usable = (_usable(judged, torch_device, True, batch_size), _usable(ref, torch_device, True, batch_size))
+                valid = tuple(usable_rows(reader, torch_device, True, batch_size) for reader in (judged, ref))
             with blame(input):
                 results, n, details, warnings = dictionary_metrics(
                     judged, ref, pairs, selected, names, load, rows_per_chunk(batch_size, ref.dim), query_sample, seed,
-                    query_batch, progress, input, usable)
+                    query_batch, progress, input, valid)
             return _report(input, reference, n, results, names, selected, ids, exclude_ids,
                            None if query_sample is None else n, gates_min, gates_max, details, pairs, warnings)
         if selected is not None:
@@ -226,8 +206,8 @@ def evaluate(
             mine = np.arange(judged.n_rows, dtype=np.int64) if selected is None else np.asarray(selected, dtype=np.int64)
             rows = np.asarray(rows, dtype=np.int64)
             if drop_invalid:
-                judged_ok = _usable(judged, torch_device, need_direction, batch_size)
-                ref_ok = _usable(ref, torch_device, need_direction, batch_size)
+                judged_ok = usable_rows(judged, torch_device, need_direction, batch_size)
+                ref_ok = usable_rows(ref, torch_device, need_direction, batch_size)
                 warnings += left_out(judged, judged_ok, mine, need_direction) + left_out(ref, ref_ok, rows, need_direction)
                 keep = judged_ok[mine] & ref_ok[rows]
                 mine, rows, n = mine[keep], rows[keep], int(keep.sum())

@@ -71,7 +71,7 @@ def dictionary_ranks(
     width = max(1, SIMILARITY_ELEMENTS // step)
     for start, rows in gallery:
         rows_hat = l2_normalize(rows.to(pred_hat), "reference rows")
-        rows64: list[torch.Tensor] = []  # made when a near tie needs it
+        rows64 = None  # made when a near tie needs it
         rows_hubs = hubs(rows_hat) if hubs is not None else None
         inside = (pair_target >= start) & (pair_target < start + rows_hat.shape[0])
         for lo in range(0, rows_hat.shape[0], width):
@@ -81,9 +81,10 @@ def dictionary_ranks(
             for q in row_chunks(m, step):
 
                 def cosines(query, column, q=q, lo=lo):
-                    if not rows64:
-                        rows64.append(unit64(rows.to(pred64.device), "reference rows"))
-                    return (pred64[q][query] * rows64[0][lo + column]).sum(dim=1)
+                    nonlocal rows64
+                    if rows64 is None:
+                        rows64 = unit64(rows.to(pred64.device), "reference rows")
+                    return (pred64[q][query] * rows64[lo + column]).sum(dim=1)
 
                 sims = pred_hat[q] @ part.T
                 mine = here & (pair_query >= q.start) & (pair_query < q.stop)

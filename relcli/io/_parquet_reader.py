@@ -22,7 +22,7 @@ from relcli.io._parquet_layout import (
     dataset_files,
     open_parquet,
 )
-from relcli.io._reader import EmbeddingReader, short
+from relcli.io._reader import EmbeddingReader, as_id_array, short
 
 
 def _to_matrix(column, dim: int, dtype: str, path: Path, first_row: int) -> np.ndarray:
@@ -52,8 +52,6 @@ def id_values(column, path: Path, name: str) -> np.ndarray:
     """An id or label column as int64 or an object array of str (``as_id_array``): integers, text,
     or bytes read as UTF-8 text (as HDF5 byte strings are); any other type is an error."""
     import pyarrow as pa
-
-    from relcli.io._reader import as_id_array
 
     if column.null_count:
         raise FileFormatError(f"column {name!r} has {column.null_count} null value(s)", path)
@@ -320,7 +318,7 @@ class ParquetReader(EmbeddingReader):
         if values is not None:
             if values.ndim != 1 or values.dtype.kind not in "iuO":
                 raise FileFormatError(f"{name!r} must be 1-D strings or integers", self.path)
-            return values if values.dtype == object else values.astype(np.int64)
+            return values if values.dtype == object else as_id_array(values)
         column = self._column(name)
         return None if column is None else id_values(column, self.path, name)
 

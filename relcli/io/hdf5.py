@@ -22,7 +22,7 @@ import numpy as np
 from relcli import interrupts
 from relcli.errors import DataError, FileFormatError, OutputError, RelcliError
 from relcli.io import meta
-from relcli.io._reader import EmbeddingReader, contiguous_runs, native, short, strings_in_chunks
+from relcli.io._reader import EmbeddingReader, as_id_array, contiguous_runs, native, short, strings_in_chunks
 from relcli.io.atomic import describe_os_error
 
 SUPPORTED = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -141,7 +141,7 @@ class HDF5Reader(EmbeddingReader):
             if dataset.dtype.kind in ("S", "O", "U"):
                 return strings_in_chunks(dataset.shape[0], lambda start, stop: _decoded(dataset[start:stop]))
             if dataset.dtype.kind in ("i", "u"):
-                return dataset[...].astype(np.int64)
+                return as_id_array(dataset[...])  # uint64 past int64 as text, never wrapped
         except UnicodeDecodeError:
             raise FileFormatError(f"{name!r} holds strings that are not valid UTF-8", self.path) from None
         except (OSError, RuntimeError) as exc:

@@ -144,6 +144,12 @@ def test_unsigned_ids_past_int64_are_text_not_wrapped(tmp_path):
     save_numpy({"embeddings": matrix(3, 2), "ids": np.array([1, 2**63, 2**64 - 1], dtype=np.uint64)}, str(path))
     with open_embeddings(path) as e:
         assert e.ids.tolist() == ["1", "9223372036854775808", "18446744073709551615"]
+    big = tmp_path / "big.h5"
+    with h5py.File(big, "w") as f:
+        f["emb"] = matrix(2, 2)
+        f["ids"] = np.array([7, 2**63], dtype=np.uint64)
+    with open_embeddings(big) as e:
+        assert e.ids.tolist() == ["7", "9223372036854775808"]
     small = tmp_path / "small.h5"
     with h5py.File(small, "w") as f:
         f["emb"] = matrix(2, 2)
