@@ -40,8 +40,10 @@ class Split(Result):
 def id_lines(keys, path, what: str = "ids") -> str:
     """Ids as the text of an id list (one per line); an id that would not read back the same
     (empty, with a line break, or with spaces around it: ``read_id_list`` strips lines) is an error."""
-    bad = [k for k in keys if not isinstance(k, (int, np.integer)) and (str(k) == "" or str(k) != str(k).strip()
-                                                                        or "\n" in str(k) or "\r" in str(k))]
+    from relcli.io.join import ID_LINE_SPACE
+
+    bad = [k for k in keys if not isinstance(k, (int, np.integer))
+           and (str(k) == "" or str(k) != str(k).strip(ID_LINE_SPACE) or "\n" in str(k))]
     if bad:
         raise DataError(f"{describe_rows(bad, what)} cannot be written one per line (empty, a line break, "
                         "or spaces around them)", path)

@@ -173,6 +173,9 @@ class InverseRelativeProjection(_IRPParams, Estimator):
             raise DataError(f"target_norm must be a positive finite number, got {target_norm}")
 
         omega, delta = int(self.subspaces), float(self.prune_threshold)
+        if omega > k:
+            raise UsageError(f"subspaces={omega} is more than the {k} target anchors: FPS from at most {k} different "
+                             "starting anchors gives at most that many different subsets")
         if delta == 0.0 and omega == 1:
             masks = [torch.ones(k, dtype=torch.bool)]
         else:

@@ -43,6 +43,19 @@ def as_id_array(values) -> np.ndarray:
     return array
 
 
+def whole_number_array(values, what: str, path) -> np.ndarray:
+    """Ids or labels read from an array of items (``embed``): floats that are all whole numbers (a
+    label array saved as float, a table column that pandas made float) become int64, as integers would
+    be; any other float (0.5, NaN from an empty cell) is an error naming the row, never the text '0.5'."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        whole = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2.0**63)
+        if not bool(whole.all()):
+            row = int(np.flatnonzero(~whole)[0])
+            raise DataError(f"{what} must be integers or text; row {row} holds {float(values[row])}", path)
+        return values.astype(np.int64)
+    return as_id_array(values)
+
+
 def pair_keys(source_ids, ids) -> np.ndarray:
     """'source<TAB>id' per row: what must be unique in an anchors file taken through a dictionary
     (many-to-many pairs: an id may come with several partners)."""

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from relcli.errors import DataError, FileFormatError, RelcliError, UsageError, describe_rows
-from relcli.io._reader import as_id_array, check_unique
+from relcli.io._reader import check_unique, whole_number_array
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -290,10 +290,10 @@ def open_items(
             raise DataError(f"has {len(values)} {name} for {items.n_rows} items", path)
     if items.ids is None:
         items.ids = np.arange(items.n_rows, dtype=np.int64)  # the item's position is its id
-    items.ids = as_id_array(items.ids)
+    items.ids = whole_number_array(items.ids, "ids", path)
     check_unique(items.ids, path, f" of the input{id_note}")
     if items.labels is not None:
-        items.labels = as_id_array(items.labels)
+        items.labels = whole_number_array(items.labels, "labels", labels_file or path)
     if items.modality == "text":
         _check_texts(items, skip_empty, items.id_noun, text_where)
     return items

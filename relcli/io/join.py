@@ -27,6 +27,8 @@ def _listed(keys: Sequence[str]) -> list[str]:
 #: what separates the two ids of a space-separated pair list (as the ``.vec`` reader: ASCII only,
 #: so a word holding a no-break space stays one word)
 ASCII_SPACE = " \t\f\v"
+#: what ``read_id_list`` strips around each line of an id list
+ID_LINE_SPACE = ASCII_SPACE + "\r"
 
 #: keys of ``wanted`` looked up at a time: the lookup's temporaries (~60 bytes a key) stay bounded
 LOOKUP_BLOCK = 1 << 18
@@ -105,8 +107,9 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     two fields a line (``source target``, as the MUSE bilingual dictionaries are written), split on
     ASCII spaces only (a no-break space is part of a word, as in ``.vec`` files). Fields are taken
     verbatim (no CSV quoting: a dictionary may list ``"`` as a word), stripped of spaces around them.
-    Exact repeats of a pair are kept once. Blank lines and lines starting with '#' are skipped; a
-    header line is not special (a pair whose ids do not occur simply never matches).
+    Exact repeats of a pair are kept once. Blank lines are skipped, and so are lines starting with '#'
+    unless they hold exactly two ids (``#tag #etiquette`` is a pair; ``# en-fr dictionary`` a
+    comment); a header line is not special (a pair whose ids do not occur simply never matches).
     """
     path = Path(path)
     if not path.is_file():
@@ -118,11 +121,13 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     except OSError as exc:
         raise FileFormatError(f"cannot read the pairs: {exc.strerror or exc}", path) from None
     lines = [(line_no, line.rstrip("\r")) for line_no, line in enumerate(text.split("\n"), start=1)]
-    lines = [(line_no, line) for line_no, line in lines if line.strip(ASCII_SPACE) and not line.startswith("#")]
-    tabbed = any("\t" in line for _, line in lines)
+    lines = [(line_no, line) for line_no, line in lines if line.strip(ASCII_SPACE)]
+    tabbed = any("\t" in line for _, line in lines if not line.startswith("#"))
     pairs: dict[tuple[str, str], None] = {}
     for line_no, line in lines:
         fields = [field.strip(ASCII_SPACE) for field in line.split("\t")] if tabbed else re.split(r"[ \f\v]+", line.strip(ASCII_SPACE))
+        if line.startswith("#") and (len(fields) != 2 or not all(fields) or not tabbed and "\t" in line):
+            continue  # a comment; '#tag #etiquette' (two ids) is a pair
         if len(fields) < 2 or not tabbed and len(fields) > 2:
             expected = "source<TAB>target" if tabbed else "'source target' (or source<TAB>target where ids hold spaces)"
             raise FileFormatError(f"line {line_no} has {len(fields)} column(s); expected {expected}", path)
@@ -135,20 +140,23 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
 
 
 def read_id_list(path: str | os.PathLike) -> list[str]:
-    """Ids from a .txt file (one per line), from standard input (``-``, one per line) or from the ids
-    of any embedding file."""
-    if str(path) == "-":
-        import sys
+    """Ids from a .txt file (one per line, UTF-8), from standard input (``-``, the same) or from the ids
+    of any embedding file. Lines are split at line feeds only and stripped of ASCII spaces: an id may
+    hold a no-break or line-separator character, as a word of a ``.vec`` file may."""
+    if str(path) == "-" or Path(path).suffix.lower() == ".txt":
+        if str(path) == "-":
+            import sys
 
-        return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
-    path = Path(path)
-    if path.suffix.lower() == ".txt":
-        if not path.is_file():
+            where, data = "<stdin>", getattr(sys.stdin, "buffer", sys.stdin).read()
+        elif not Path(path).is_file():
             raise FileFormatError("no such id list", path)
+        else:
+            where, data = path, Path(path).read_bytes()
         try:
-            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
         except UnicodeDecodeError:
-            raise FileFormatError("is not valid UTF-8 text", path) from None
+            raise FileFormatError("is not valid UTF-8 text", where) from None
+        return [line.strip(ID_LINE_SPACE) for line in text.split("\n") if line.strip(ID_LINE_SPACE)]
     from relcli.io.embeddings import open_embeddings
 
     with open_embeddings(path) as reader:

@@ -106,6 +106,13 @@ def test_labels_not_1d(tmp_path, small_digits):
                      "-o", tmp_path / "o.h5"], 1, "1-D", path=labels)
 
 
+@pytest.mark.parametrize("value", [0.5, float("nan")])
+def test_labels_that_are_fractions_or_missing_are_named_not_stringified(tmp_path, small_digits, value):
+    labels = _save(tmp_path / "labels.npy", np.where(np.arange(20) == 7, value, np.arange(20) % 3).astype(np.float64))
+    fails(tmp_path, ["embed", small_digits, "-e", f"torchscript:{ENCODERS['usps']}", "--labels", labels,
+                     "-o", tmp_path / "o.h5"], 1, "labels must be integers or text; row 7 holds", path=labels)
+
+
 def test_bad_output_extension(tmp_path, small_digits):
     fails(tmp_path, ["embed", small_digits, "-e", f"torchscript:{ENCODERS['usps']}", "-o", tmp_path / "o.npy"], 2,
           "unknown output extension")

@@ -107,6 +107,14 @@ def test_txt_one_item_per_line(tmp_path, fake_encoder):
     np.testing.assert_allclose(got.matrix, ngram_bag(lines).float().numpy(), rtol=0, atol=0)
 
 
+def test_whole_number_float_labels_are_stored_as_integers(tmp_path, fake_encoder):
+    """A label array saved as float (np.save of 1.0, 2.0) holds classes: stored as 1, 2, not '1.0'."""
+    src = write_lines(tmp_path / "lines.txt", ["a", "b", "c"])
+    out = tmp_path / "lines.h5"
+    ok(invoke("embed", src, "-e", "ngram:", "--labels", _save(tmp_path / "l.npy", np.array([2.0, 0.0, 1.0])), "-o", out))
+    assert load(out).labels == [2, 0, 1]
+
+
 def test_txt_lines_are_split_on_newlines_only(tmp_path, fake_encoder):
     lines = ["page one\x0cpage two", "a\u2028b", "c\x85d", "plain"]
     src = tmp_path / "odd.txt"

@@ -142,3 +142,20 @@ def test_stitch_fit_on_the_train_side_only(data, tmp_path):
     assert_clean_error(invoke("stitch", "fit", data.y_h5, "--ids", tmp_path / "none.txt", "-o", tmp_path / "h.safetensors"),
                        1, "no such id list")
     assert not (tmp_path / "h.safetensors").exists()
+
+
+def test_an_id_list_keeps_unicode_spaces_inside_and_around_ids_and_reads_crlf(tmp_path):
+    """Only ASCII spaces and CR are stripped and only line feeds split: a word of a .vec file may
+    end in a no-break space or hold a line separator, and must still name its row."""
+    path = tmp_path / "ids.txt"
+    path.write_bytes("\ufeffa\u00a0\r\n b \n\nc\u2028d\n".encode())
+    assert read_id_list(path) == ["a\u00a0", "b", "c\u2028d"]
+
+
+def test_ids_from_standard_input_that_are_not_utf8_are_an_error(data, tmp_path):
+    from .conftest import app, runner
+
+    out = tmp_path / "head.safetensors"
+    result = runner.invoke(app, ["stitch", "fit", str(data.y_h5), "--ids", "-", "-o", str(out)], input=b"a\xff\n")
+    assert_clean_error(result, 1, "<stdin>: is not valid UTF-8 text")
+    assert not out.exists()

@@ -42,6 +42,14 @@ def test_same_seed_is_bit_identical_and_seeds_differ():
     assert len({tuple(m.tolist()) for m in first.subsets_}) > 1
 
 
+def test_more_subspaces_than_anchors_is_a_usage_error_before_any_pruning():
+    """FPS from k starting anchors gives at most k subsets: ω = 10⁹ must fail at once, not run 10⁹ FPS."""
+    a_y = near_duplicate_anchors(11)
+    with pytest.raises(UsageError, match=f"subspaces=1000000000 is more than the {a_y.shape[0]} target anchors"):
+        InverseRelativeProjection(prune_threshold=1e-3, subspaces=10**9).fit(a_y)
+    InverseRelativeProjection(prune_threshold=1e-3, subspaces=a_y.shape[0]).fit(a_y)
+
+
 def test_chunk_size_independent(dtype):
     x, y, k = spaces(13, n=300, dtype=dtype, shift=1.0)
     irp = Both(y[:k], x[:k], center=True)

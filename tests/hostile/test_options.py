@@ -46,6 +46,7 @@ opt_case("rcond-negative", "stitch-run--src", ["--rcond", "-0.1"], ["--rcond"], 
 opt_case("rcond-text", "invert", ["--rcond", "tiny"], ["--rcond"], api=False)
 opt_case("prune-threshold-2", "invert", ["--prune-threshold", 2], ["--prune-threshold"], api=False)
 opt_case("subspaces-zero", "invert", ["--subspaces", 0], ["--subspaces"], api=False)
+opt_case("subspaces-past-k", "invert", ["--subspaces", 10**9], ["subspaces=1000000000", "target anchors"])
 opt_case("target-norm-negative", "invert", ["--target-norm", -1], ["--target-norm"], api=False)
 opt_case("target-norm-zero", "invert", ["--target-norm", 0], ["--target-norm"])
 opt_case("target-norm-nan", "invert", ["--target-norm", "nan"], ["--target-norm"])
