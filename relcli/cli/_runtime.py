@@ -5,6 +5,7 @@ Nothing here imports torch, h5py or rich at module level: ``relcli --help`` stay
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -78,12 +79,20 @@ def command(fn: Callable) -> Callable:
                 raise
             error(out_of_memory(""))
             raise typer.Exit(1) from None
+        except BrokenPipeError:  # the reader of stdout went away (`relcli search ... | head`): stop quietly
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            except (OSError, ValueError):
+                pass
+            raise typer.Exit(1) from None  # quietly, with 1: what Python's docs advise and rich's tables do
         except OSError as exc:  # a file that cannot be read or written, outside relcli's own checks
             if settings.debug:
                 raise
             from relcli.errors import shown_path
 
-            where = f"{shown_path(str(exc.filename))}: " if exc.filename else ""
+            # relcli's own files fail with their names (OutputError); a full disk without one is stdout
+            where = (f"{shown_path(str(exc.filename))}: " if exc.filename
+                     else "<stdout>: " if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "")
             error(f"{where}{exc.strerror or 'input/output error'}")
             raise typer.Exit(1) from None
         except Exception as exc:  # noqa: BLE001 - the boundary must catch everything

@@ -99,3 +99,31 @@ def test_parquet_ids_are_integers_text_or_utf8_bytes(tmp_path):
         else:
             assert_clean_error(invoke("import", path, "-o", out), 1, fragment, path=path)
             assert not out.exists()
+
+
+def _relcli_process(*args, **kwargs):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "relcli", *map(str, args)], stderr=subprocess.PIPE, **kwargs)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_under_stdout_is_named(data):
+    with open("/dev/full", "w") as full:
+        process = _relcli_process("info", data.x_h5, stdout=full)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert stderr.decode().strip() == "Error: <stdout>: No space left on device"
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(data):
+    """`relcli info ... | head -1`: no error line, no traceback, exit 1 (as rich's tables do; the same
+    boundary serves `search`'s JSON lines)."""
+    import subprocess
+
+    process = _relcli_process("info", data.x_h5, data.y_h5, stdout=subprocess.PIPE)
+    process.stdout.read(1)
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and stderr == b"", stderr
