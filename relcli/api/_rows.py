@@ -42,8 +42,10 @@ class RowLoop:
         description: str = "",
         hint: str = DROP_HINT,
         span: tuple[int, int] | None = None,
+        exclude: np.ndarray | None = None,
     ):
         self.path, self.n_rows, self.ids, self.labels = Path(path), n_rows, ids, labels
+        self.exclude = exclude  # (n_rows,) bool: rows left out before anything else (counted by the caller)
         self.drop_invalid, self.hint = drop_invalid, hint
         self.start, self.stop = span if span is not None else (0, n_rows)
         self.dropped: list[int] = []
@@ -98,6 +100,8 @@ class RowLoop:
         this one is used (``prefetch``); for CUDA it is read into pinned memory and copied
         asynchronously.
         """
+        import torch
+
         from relcli import interrupts
         from relcli.api._context import rows_per_chunk
         from relcli.core._common import invalid_rows
@@ -109,6 +113,9 @@ class RowLoop:
         for start, block in prefetch(blocks):
             interrupts.check()  # a signal recorded while a library ran: stop between chunks
             rows = np.arange(start, start + block.shape[0], dtype=np.int64)
+            if self.exclude is not None and self.exclude[rows].any():
+                wanted = ~self.exclude[rows]
+                rows, block = rows[wanted], block[torch.from_numpy(wanted)]
             data = block.to(device=device, dtype=dtype, non_blocking=pin)
             mask, problems = invalid_rows(data, need_direction)
             for problem, positions in problems:

@@ -157,7 +157,8 @@ def _report(translation: Translation, path: Path, requested: str, poor: float, m
         if estimate["score"] < poor:
             translation.warnings.append(
                 f"{path}: the translation looks poor (estimated held-out score {estimate['score']:.3f} < {poor:g}: held-out "
-                "anchors are not reproduced); check that the anchors are parallel, try --method auto, more anchors or --center")
+                "anchors are not reproduced); check that the anchors are parallel, "
+                + ("try more anchors" if requested == "auto" else "try --method auto, more anchors or --center"))
     if info.get("alpha_scores"):
         table = ", ".join(f"{a}: {v['score']:.3f}" for a, v in info["alpha_scores"].items())
         translation.details.append(f"linear: ridge alpha={info['alpha_chosen']:g} by leave-one-out (scores: {table})")

@@ -215,6 +215,11 @@ def evaluate(
                     raise DataError("has no rows left to judge after --drop-invalid", input)
             with blame(input):
                 check_metric_counts(parsed, n)
+            ranked = [m for m in names if m not in ("cosine", "mse", "cka")]
+            if ranked and selected is None and len(rows) < ref.n_rows:
+                warnings.append(f"{', '.join(ranked)} rank each row of {input.name} among the {len(rows):,} reference rows "
+                                f"with its ids, not among all {ref.n_rows:,} rows of {reference.name}; to search the "
+                                "whole reference, give --pairs a list of 'id id' lines")
             if query_sample is None and n > LARGE_N and any(m not in ("cosine", "mse", "cka") for m in names):
                 query_sample = DEFAULT_QUERY_SAMPLE
             dtype = torch.promote_types(compute_dtype_of(judged.dtype), compute_dtype_of(ref.dtype))

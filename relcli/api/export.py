@@ -152,6 +152,23 @@ def export(
 
 
 
+def _later_repeats(source, input: Path) -> tuple[np.ndarray | None, list[str]]:
+    """(rows to leave out: every row whose id came earlier, or None; the warning that counts them)."""
+    from relcli.io._reader import repeated_rows
+
+    later = repeated_rows(source.ids)
+    if not len(later):
+        return None, []
+    exclude = np.zeros(source.n_rows, dtype=bool)
+    exclude[later] = True
+    word = source.ids[later[0]]
+    first = next(i for i, v in enumerate(source.ids[:later[0]].tolist()) if v == word)
+    lines = getattr(source, "lines", None)
+    where = (f"lines {lines[first]} and {lines[later[0]]}" if lines is not None else f"rows {first} and {later[0]}")
+    return exclude, [f"{input}: left out {len(later):,} later row(s) of repeated ids, each id keeping its first row "
+                     f"(first: {word!r} at {where})"]
+
+
 def import_file(
     input,
     *,
@@ -163,6 +180,7 @@ def import_file(
     labels=None,
     dtype: str | None = None,
     drop_invalid: bool = False,
+    drop_duplicates: bool = False,
     batch_size: int | None = DEFAULT_BATCH,
     progress: Progress | None = None,
 ) -> Result:
@@ -173,7 +191,9 @@ def import_file(
     ``id_column``/``label_column``: default ``id``/``label`` when present, ``""`` for none.
     ``ids``/``labels`` (``.npy``): text files, one per line (default: the sidecars beside it, if any).
     ``dtype``: the output's (default: the input's float type; JSON numbers give float32).
-    Rows with NaN/Inf are an error naming their ids (``drop_invalid`` leaves them out).
+    Rows with NaN/Inf are an error naming their ids (``drop_invalid`` leaves them out). A repeated id
+    is an error naming it and its lines or rows; ``drop_duplicates`` keeps each id's first row instead
+    and warns how many later rows were left out (as MUSE and gensim read a .vec that repeats a word).
     """
     import torch
 
@@ -199,17 +219,25 @@ def import_file(
         source = word_vector_source(input)
     else:
         source = _JsonlSource(input, vector_column or "vector", id_column, label_column)
+    warnings, exclude = [], None
     try:
-        if source.ids is not None:
+        if source.ids is not None and drop_duplicates:
+            exclude, note = _later_repeats(source, input)
+            warnings += note
+        elif source.ids is not None:
             from relcli.io._reader import check_unique
 
-            check_unique(source.ids, input, lines=getattr(source, "lines", None))  # named in the file read
+            try:
+                check_unique(source.ids, input, lines=getattr(source, "lines", None))  # named in the file read
+            except FileFormatError as exc:
+                raise FileFormatError(f"{exc.message}; use --drop-duplicates to keep each id's first row", input) from None
         out_dtype = output_dtype(dtype, "float32" if kind in ("jsonl", "vec") else source.dtype)
         inputs = [input] + ([f for f in source.files if f is not None] if kind == "npy" else [])
         parameters = {"format": kind, "vector_column": getattr(source, "vector_column", None),
                       "id_column": getattr(source, "id_column", None), "label_column": getattr(source, "label_column", None)}
         attrs = {"kind": "embeddings", "provenance": provenance("import", parameters, inputs)}
-        loop = RowLoop.over(source, drop_invalid=drop_invalid, progress=progress, description=f"import {input.name}")
+        loop = RowLoop.over(source, drop_invalid=drop_invalid, progress=progress, description=f"import {input.name}",
+                            exclude=exclude)
         read_dtype = torch.float64 if out_dtype == "float64" or source.dtype == "float64" else torch.float32
         with EmbeddingWriter(output, None, source.dim, out_dtype, attrs=attrs) as writer:
             chunks = loop.read(source, device=torch.device("cpu"), dtype=read_dtype, batch_size=batch_size,
@@ -220,7 +248,6 @@ def import_file(
                 raise DataError("no row could be imported", input)
     finally:
         source.close()
-    warnings = []
     if getattr(source, "replaced", None):
         lines = source.replaced
         warnings.append(f"{input}: the words of {len(lines):,} line(s) hold bytes that are not UTF-8 (first: line {lines[0]}); "

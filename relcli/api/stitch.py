@@ -297,8 +297,8 @@ def stitch_apply(
 
 
 def stitch_run(
-    *,
     src,
+    *,
     tgt_anchors,
     head,
     output,

@@ -10,7 +10,8 @@ import typer
 from relcli.cli import _options as opt
 from relcli.cli._runtime import ProgressBar, command, configure, detail, error, settings, warn
 
-METRICS_HELP = """Comma-separated metrics (default: all that apply). Embeddings vs reference rows (same id):
+METRICS_HELP = """Comma-separated metrics (default: all that apply). Embeddings vs reference rows (same id; the
+ranked metrics search the reference rows that have an id of INPUT, --pairs every reference row):
 cosine = mean_i cos(pred_i, ref_i); mse = mean (pred - ref)^2 per element;
 top{k} = fraction of rows whose reference is among the k most cosine-similar reference rows
 (rank_i = 1 + #{j != i: cos(p_i, r_j) > cos(p_i, r_i)}); mrr = mean 1/rank_i; mrr@{k} = mean of 1/rank_i

@@ -69,6 +69,9 @@ def import_(
                                                    "NAME.labels.txt beside it, if there).")] = None,
     dtype: opt.Dtype = None,
     drop_invalid: opt.DropInvalid = False,
+    drop_duplicates: Annotated[bool, typer.Option("--drop-duplicates", help="Keep the first row of a repeated id (a "
+                                                  "word a .vec lists twice) and leave the later ones out, with a warning "
+                                                  "that counts them, instead of failing (as MUSE and gensim do).")] = False,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,
@@ -93,5 +96,6 @@ def import_(
     with ProgressBar() as bar:
         result = api.import_file(input, output=output, vector_column=vector_column, id_column=id_column,
                                  label_column=label_column, ids=ids, labels=labels, dtype=dtype, drop_invalid=drop_invalid,
+                                 drop_duplicates=drop_duplicates,
                                  batch_size=batch_size, progress=bar)
     report(result, f"wrote {result.rows:,} x {result.dims} rows to {result.output}")

@@ -103,6 +103,24 @@ def check_unique(ids: np.ndarray, path, where: str = "", lines: np.ndarray | Non
         seen[value] = row
 
 
+def repeated_rows(ids: np.ndarray) -> np.ndarray:
+    """Rows (ascending) whose id occurs at an earlier row: what keeping each id's first row leaves out.
+    Sorted 8-byte keys as ``check_unique``; only rows whose keys collide are compared exactly."""
+    if len(ids) < 2:
+        return np.zeros(0, dtype=np.int64)
+    keys = key_hashes(ids)
+    order = np.argsort(keys, kind="stable")
+    clash = np.flatnonzero(keys[order[1:]] == keys[order[:-1]])
+    suspects = np.unique(np.concatenate([order[clash], order[clash + 1]]))
+    seen: set = set()
+    later = []
+    for row, value in zip(suspects.tolist(), ids[suspects].tolist()):
+        if value in seen:
+            later.append(row)
+        seen.add(value)
+    return np.asarray(later, dtype=np.int64)
+
+
 def contiguous_runs(indices: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of each run of consecutive values in sorted, distinct ``indices``."""
     breaks = np.flatnonzero(np.diff(indices) != 1) + 1

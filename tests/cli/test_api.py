@@ -117,6 +117,10 @@ def test_api_keyword_arguments_are_the_flags(data):
         expected = names - cli_only - ({"format"} if command.name in ("evaluate", "info") else set())
         assert expected - accepted == set(), (command.name, expected - accepted)
         assert accepted - expected - {"progress", "device"} == set(), (command.name, accepted - expected)
+    # the input a function works on comes first and may be given by position, as api.translate's src
+    for function in (*functions.values(), api.stitch_fit, api.stitch_apply, api.stitch_run):
+        first = next(iter(inspect.signature(function).parameters.values()))
+        assert first.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, (function.__name__, first)
 
 
 def test_api_raises_relcli_errors_and_prints_nothing(data, tmp_path, capsys):

@@ -243,3 +243,18 @@ def test_every_metric_streams_through_files_and_equals_the_in_memory_result(data
         for name in names:  # float32 files: CKA's products are float32 and their sums depend on the chunks (~1e-8)
             tolerance = 1e-6 if name == "cka" else 1e-9
             assert report["metrics"][name] == pytest.approx(expected[name], abs=tolerance), (batch, name)
+
+
+def test_a_file_with_fewer_rows_than_the_reference_is_ranked_among_its_own_ids_and_told_so(data, tmp_path):
+    """Ranks search the reference rows the judged file has ids for; a translated subset would otherwise
+    look better than against the whole index without a word. --pairs with 'id id' lines searches it all."""
+    half = write_embeddings(tmp_path / "half.h5", data.x[: N // 2], ids=data.ids[: N // 2])
+    result = ok(invoke("evaluate", half, "--reference", data.x_h5, "--metrics", "top1,cosine", "-f", "json"), data=True)
+    assert f"top1 rank each row of half.h5 among the {N // 2:,} reference rows with its ids, not among all {N:,}" in result.stderr
+    quiet = ok(invoke("evaluate", data.x_h5, "--reference", data.x_h5, "--metrics", "top1", "-f", "json"), data=True)
+    assert "rank each row" not in quiet.stderr
+    pairs = tmp_path / "same.txt"
+    pairs.write_text("".join(f"{i} {i}\n" for i in data.ids[: N // 2]))
+    whole = json.loads(ok(invoke("evaluate", half, "--reference", data.x_h5, "--pairs", pairs, "--metrics", "top1",
+                                 "-f", "json"), data=True).stdout)
+    assert whole["metrics"]["top1"] == 1.0  # each row is itself in the reference: found first among all N

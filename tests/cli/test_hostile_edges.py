@@ -127,3 +127,15 @@ def test_a_reader_that_goes_away_stops_the_command_quietly(data):
     process.stdout.close()
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1 and stderr == b"", stderr
+
+
+@pytest.mark.parametrize("method, advice", [("auto", "try more anchors"), ("procrustes", "try --method auto, more anchors or --center")])
+def test_a_translation_between_unrelated_spaces_is_warned_with_advice_that_fits(tmp_path, method, advice):
+    rng = np.random.default_rng(0)
+    ids = np.arange(300)
+    x, y = tmp_path / "x.h5", tmp_path / "y.h5"
+    write_embeddings(x, rng.standard_normal((300, 16)).astype(np.float32), ids=ids)
+    write_embeddings(y, rng.standard_normal((300, 16)).astype(np.float32), ids=ids)
+    result = ok(invoke("translate", "--src", x, "--tgt-anchors", y, "--method", method, "-o", tmp_path / "out.h5"))
+    warning = [line for line in result.stderr.splitlines() if "looks poor" in line]
+    assert len(warning) == 1 and warning[0].endswith(advice) and (advice != "try more anchors" or "--method" not in warning[0])

@@ -4,6 +4,7 @@ as ids, bit for bit; every malformed line named, nothing written on an error."""
 from __future__ import annotations
 
 import gzip
+import json
 
 import numpy as np
 import pytest
@@ -80,7 +81,7 @@ def test_dropped_rows_leave_a_true_header_and_number_words_become_integer_ids(da
     (b"lonely\n", 1, ["line 1 does not end in a number"]),
     (b"a 1 2\nb 3 4 5\nc 1 1\n", 1, ["line 2 has 4 fields: a word and 2 numbers"]),  # not the word 'b 3'
     (b"1 0.1 0.2\n2 0.4 x\n", 1, ["line 2 (word 2) holds a value that is not a number"]),
-    (b"the 1 2\nthe 3 4\n", 1, ["duplicate id 'the'"]),
+    (b"the 1 2\nthe 3 4\n", 1, ["duplicate id 'the'", "use --drop-duplicates to keep each id's first row"]),
     (b"2 2\n\nthe 1 2\n\nthe 3 4\n", 1, ["duplicate id 'the' at lines 3 and 5"]),  # lines of the file, not rows
     (b"the 1 2\nof nan 4\n", 1, ["NaN/Inf", "'of'", "--drop-invalid"]),
     (gzip.compress(b"the 1 2\n" * 50)[:-30], 1, ["cannot read the word vectors"]),
@@ -93,6 +94,24 @@ def test_malformed_files_are_named_and_nothing_is_written(tmp_path, content, cod
     out.mkdir()
     assert_clean_error(invoke("import", source, "-o", out / "w.h5"), code, *fragments, path=source)
     assert snapshot(out) == {}
+
+
+@pytest.mark.parametrize("suffix", [".vec", ".jsonl"])
+def test_drop_duplicates_keeps_each_ids_first_row_and_counts_the_rest(tmp_path, suffix):
+    """A real .vec may repeat a word; MUSE and gensim keep the first vector. --drop-duplicates does too,
+    with a warning naming the first repeat; the rows left out are not read as rows of the output."""
+    path = tmp_path / f"w{suffix}"
+    rows = [("the", [1, 2]), ("of", [3, 4]), ("the", [5, 6]), ("and", [7, 8]), ("of", [9, 10]), ("the", [11, 12])]
+    if suffix == ".vec":
+        path.write_text("".join(f"{w} {a} {b}\n" for w, (a, b) in rows))
+        where = "lines 1 and 3"
+    else:
+        path.write_text("".join(json.dumps({"id": w, "vector": v}) + "\n" for w, v in rows))
+        where = "rows 0 and 2"
+    result = ok(invoke("import", path, "-o", tmp_path / "w.h5", "--drop-duplicates", "--batch-size", "2"))
+    assert f"left out 3 later row(s) of repeated ids, each id keeping its first row (first: 'the' at {where})" in result.stderr
+    back = load(tmp_path / "w.h5")
+    assert back.ids == ["the", "of", "and"] and back.matrix.tolist() == [[1, 2], [3, 4], [7, 8]]
 
 
 def test_words_that_are_not_utf8_are_read_with_a_warning(tmp_path):
