@@ -25,8 +25,10 @@ def _typed(values: list, path: Path, what: str) -> np.ndarray:
 
 
 def _read_lines(path: Path, what: str) -> list[str]:
+    """One value a line (LF or CRLF; the last line may lack its line feed; a byte-order mark is dropped)."""
     try:
-        return [line.rstrip("\r") for line in path.read_text(encoding="utf-8").split("\n")[:-1]] if path.stat().st_size else []
+        lines = [line.rstrip("\r") for line in path.read_text(encoding="utf-8-sig").split("\n")]
+        return lines[:-1] if lines[-1] == "" else lines
     except UnicodeDecodeError:
         raise FileFormatError(f"{what} is not valid UTF-8 text", path) from None
     except OSError as exc:

@@ -138,9 +138,14 @@ def _report(translation: Translation, path: Path, requested: str, poor: float, m
     """The one-line summary of the estimate, the gate, warnings, and details for -v."""
     info, selection = translation.info, translation.selection
     estimate = selection.estimate
+    from relcli.core.selection import MIN_ANCHORS
+
     if not estimate:
+        if min_score is not None:
+            raise DataError(f"{info['anchors']} anchors are too few to hold any out, so there is no quality estimate to "
+                            f"check --min-score against (use {MIN_ANCHORS} or more); nothing was written", path)
         translation.warnings.append(
-            f"{path}: {info['anchors']} anchors are too few to hold any out: no quality estimate (use 10 or more)")
+            f"{path}: {info['anchors']} anchors are too few to hold any out: no quality estimate (use {MIN_ANCHORS} or more)")
     else:
         chose = f"auto chose {selection.chosen.name}" if requested == "auto" else selection.chosen.name
         translation.notes.append(

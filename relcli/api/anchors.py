@@ -204,7 +204,8 @@ def anchors(
             else:
                 valid = np.flatnonzero(usable)
             if n_anchors > len(valid):
-                what = "rows" + (" without NaN/Inf or zeros" if loop.dropped else "") + (" with a pair" if pairs else "")
+                what = ("rows" + (" selected by --ids/--exclude-ids" if ids is not None or exclude_ids is not None else "")
+                        + (" without NaN/Inf or zeros" if loop.dropped else "") + (" with a pair" if pairs else ""))
                 raise DataError(f"-n {n_anchors}: asked for {n_anchors} anchors but the file has only {len(valid)} {what}", input)
             labels = None
             if strategy == "per-class":

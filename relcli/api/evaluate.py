@@ -20,6 +20,17 @@ DEFAULT_QUERY_SAMPLE = 10_000
 QUERY_BATCH = 4096
 
 
+def _fits(metric: tuple[str, int | None], n: int) -> bool:
+    """Whether a metric's k leaves enough of n rows (``check_metric_counts`` would pass it)."""
+    from relcli.core.evaluation import check_metric_counts
+
+    try:
+        check_metric_counts({"metric": metric}, n)
+    except DataError:
+        return False
+    return True
+
+
 def _names(metrics) -> list[str] | None:
     if metrics is None:
         return None
@@ -213,6 +224,13 @@ def evaluate(
                 mine, rows, n = mine[keep], rows[keep], int(keep.sum())
                 if n == 0:
                     raise DataError("has no rows left to judge after --drop-invalid", input)
+            if asked is None:  # "all that apply": a k that needs more rows than there are does not apply
+                too_many = [name for name in parsed if name not in gates_min and name not in gates_max
+                            and not _fits(parsed[name], n)]
+                parsed = {name: value for name, value in parsed.items() if name not in too_many}
+                names = [name for name in names if name not in too_many]
+                if too_many:
+                    details.append(f"{', '.join(too_many)} left out: {n} rows are too few for them")
             with blame(input):
                 check_metric_counts(parsed, n)
             ranked = [m for m in names if m not in ("cosine", "mse", "cka")]

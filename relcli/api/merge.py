@@ -130,10 +130,13 @@ def _check_same(shards: list[Shard]) -> None:
             if shard.attrs.get(key) != first.attrs.get(key):
                 raise DataError(f"relcli.{key} differs from {first.path}'s: shards of one merge are made by one command "
                                 "with the same options (apply a saved map: translate --map)", shard.path)
-        if set(shard.arrays) != set(first.arrays):
-            raise DataError(f"holds arrays {sorted(shard.arrays)}, but {first.path} holds {sorted(first.arrays)}", shard.path)
-        if (shard.ids is None) != (first.ids is None) or (shard.labels is None) != (first.labels is None):
-            raise DataError(f"ids/labels present in one of this shard and {first.path} but not the other", shard.path)
+    rows = [shard for shard in shards if shard.n_rows]  # a shard of no rows never saw the ids or arrays of one
+    for shard in rows[1:]:
+        if set(shard.arrays) != set(rows[0].arrays):
+            raise DataError(f"holds arrays {sorted(shard.arrays)}, but {rows[0].path} holds {sorted(rows[0].arrays)}",
+                            shard.path)
+        if (shard.ids is None) != (rows[0].ids is None) or (shard.labels is None) != (rows[0].labels is None):
+            raise DataError(f"ids/labels present in one of this shard and {rows[0].path} but not the other", shard.path)
 
 
 def _order(shards: list[Shard]) -> list[Shard]:
@@ -270,8 +273,9 @@ def merge(
         seen[real] = path
         if real == os.path.realpath(output):
             raise UsageError("is one of the shards and the output (-o): write the merged file elsewhere", path)
-    shards = _order([_inspect(p) for p in paths])
-    _check_same(shards)
+    every = _order([_inspect(p) for p in paths])
+    _check_same(every)
+    shards = [s for s in every if s.n_rows] or every[:1]  # the rows come from these (an empty shard adds none)
     first = shards[0]
     ids = _concat_ids([s.ids for s in shards])
     labels = _concat_ids([s.labels for s in shards])
@@ -282,25 +286,26 @@ def merge(
             raise DataError(exc.message) from None
     numeric, id_like = _arrays(shards)
     total = sum(s.n_rows for s in shards)
-    dropped = sum(s.attrs.get("dropped", 0) for s in shards if _is_int(s.attrs.get("dropped", 0)))
+    dropped = sum(s.attrs.get("dropped", 0) for s in every if _is_int(s.attrs.get("dropped", 0)))
     virtual = (not copy and output_format(output) == "hdf5" and total > 0 and all(s.format == "hdf5" for s in shards))
     notes = []
     if not copy and output_format(output) == "hdf5" and not virtual and total > 0:
         notes.append("the shards are not all HDF5: copied their rows (a virtual dataset references HDF5 shards only)")
-    relative = [os.path.relpath(os.path.abspath(s.path), os.path.abspath(output.parent)) for s in shards]
+    relative = [os.path.relpath(os.path.abspath(s.path), os.path.abspath(output.parent)) for s in every]
     attrs = {key: value for key, value in first.attrs.items() if key not in PER_SHARD_ATTRS}
     attrs["merged"] = {
         "virtual": virtual, "source": first.record.get("source"), "source_rows": first.record["source_rows"],
-        "count": len(shards),
-        "shards": [{"path": rel, "rows": list(s.rows), "written": s.n_rows} for rel, s in zip(relative, shards)],
+        "count": len(every),
+        "shards": [{"path": rel, "rows": list(s.rows), "written": s.n_rows} for rel, s in zip(relative, every)],
     }
-    if any("dropped" in s.attrs for s in shards):
+    if any("dropped" in s.attrs for s in every):
         attrs["dropped"] = dropped
     parameters = {"shards": relative, "copy": copy, "virtual": virtual}
     attrs["provenance"] = provenance("merge", {**parameters, "step": _step(first.attrs.get("provenance"))},
-                                     [s.path for s in shards])
+                                     [s.path for s in every])
     if virtual:
-        _write_virtual(output, shards, relative, total, ids, labels, numeric, id_like, attrs)
+        _write_virtual(output, shards, [rel for rel, s in zip(relative, every) if s in shards], total, ids, labels,
+                       numeric, id_like, attrs)
         if progress is not None:
             progress("merge", total, total)
     else:
@@ -308,7 +313,7 @@ def merge(
     if dropped:
         notes.append(f"the shards had dropped {dropped} invalid row(s) in all")
     return Result("merge", output, total, first.dim, parameters=parameters, notes=notes, files={"output": output},
-                  details=[f"  {s.label}: {s.n_rows} rows" for s in shards])
+                  details=[f"  {s.label}: {s.n_rows} rows" for s in every])
 
 
 def _write_copy(output, shards, total, ids, labels, numeric, id_like, attrs, batch_size, progress) -> None:

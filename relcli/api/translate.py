@@ -103,6 +103,12 @@ def translate(
                                           translation.inputs),
                  **({SPACE_KEY: translation.output_space} if translation.output_space else {})}
         columns_of = None
+        from relcli.core.selection import MIN_ANCHORS
+
+        if confidence and not translation.selection.chosen.fold_models:
+            raise DataError(f"--confidence needs the cross-validation's fold models, and {translation.info['anchors']} "
+                            f"anchors are too few to hold any out (use {MIN_ANCHORS} or more); nothing was written",
+                            tgt_anchors)
         if confidence:
             for model in translation.selection.chosen.fold_models:
                 model.to(torch_device, compute_dtype_of(reader.dtype))

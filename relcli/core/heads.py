@@ -200,6 +200,10 @@ class LogisticHead(Head):
         return torch.addmm(state["bias_"], z, state["weight_"].T)
 
 
+#: the most hidden units an MLP head takes: a tensor dimension torch and BLAS index in 32 bits
+MAX_HIDDEN = 2**31 - 1
+
+
 class MLPHead(Head):
     """One hidden layer MLP, logits = W₂ ReLU(W₁ z + b₁) + b₂, trained by full-batch Adam.
 
@@ -237,11 +241,11 @@ class MLPHead(Head):
         self.seed = seed
 
     def _check_params(self) -> None:
-        good = _integer(self.hidden) and self.hidden >= 1 and _integer(self.epochs) and self.epochs >= 1
+        good = _integer(self.hidden) and 1 <= self.hidden <= MAX_HIDDEN and _integer(self.epochs) and self.epochs >= 1
         good = good and _number(self.lr) and self.lr > 0 and _number(self.weight_decay) and self.weight_decay >= 0
         if not good:
             raise UsageError(
-                f"MLPHead needs hidden >= 1, epochs >= 1, lr > 0, weight_decay >= 0; got "
+                f"MLPHead needs 1 <= hidden <= {MAX_HIDDEN:,}, epochs >= 1, lr > 0, weight_decay >= 0; got "
                 f"hidden={self.hidden}, epochs={self.epochs}, lr={self.lr}, weight_decay={self.weight_decay}"
             )
 

@@ -122,14 +122,16 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
         raise FileFormatError(f"cannot read the pairs: {exc.strerror or exc}", path) from None
     lines = [(line_no, line.rstrip("\r")) for line_no, line in enumerate(text.split("\n"), start=1)]
     lines = [(line_no, line) for line_no, line in lines if line.strip(ASCII_SPACE)]
-    tabbed = any("\t" in line for _, line in lines if not line.startswith("#"))
+    tab_line = next((line_no for line_no, line in lines if "\t" in line and not line.startswith("#")), None)
+    tabbed = tab_line is not None
     pairs: dict[tuple[str, str], None] = {}
     for line_no, line in lines:
         fields = [field.strip(ASCII_SPACE) for field in line.split("\t")] if tabbed else re.split(r"[ \f\v]+", line.strip(ASCII_SPACE))
         if line.startswith("#") and (len(fields) != 2 or not all(fields) or not tabbed and "\t" in line):
             continue  # a comment; '#tag #etiquette' (two ids) is a pair
         if len(fields) < 2 or not tabbed and len(fields) > 2:
-            expected = "source<TAB>target" if tabbed else "'source target' (or source<TAB>target where ids hold spaces)"
+            expected = (f"source<TAB>target (the file is read tab-separated: line {tab_line} holds a tab)" if tabbed
+                        else "'source target' (or source<TAB>target where ids hold spaces)")
             raise FileFormatError(f"line {line_no} has {len(fields)} column(s); expected {expected}", path)
         if not fields[0] or not fields[1]:
             raise FileFormatError(f"line {line_no} has an empty id", path)

@@ -258,3 +258,15 @@ def test_a_file_with_fewer_rows_than_the_reference_is_ranked_among_its_own_ids_a
     whole = json.loads(ok(invoke("evaluate", half, "--reference", data.x_h5, "--pairs", pairs, "--metrics", "top1",
                                  "-f", "json"), data=True).stdout)
     assert whole["metrics"]["top1"] == 1.0  # each row is itself in the reference: found first among all N
+
+
+def test_default_metrics_leave_out_the_ks_that_need_more_rows(data, tmp_path):
+    """'All that apply': with 5 rows top10, jaccard@10 and CSLS's 10 neighbours do not apply (they were
+    an error); asked for by name, they still are."""
+    five = write_embeddings(tmp_path / "five.h5", data.x[:5], ids=data.ids[:5])
+    five_ref = write_embeddings(tmp_path / "five_ref.h5", data.y[:5], ids=data.ids[:5])
+    result = ok(invoke("evaluate", five, "--reference", five_ref, "--force", "-f", "json", "-v"), data=True)
+    metrics = json.loads(result.stdout)["metrics"]
+    assert "top5" in metrics and "mrr" in metrics and not {"top10", "jaccard@10", "csls_top1"} & set(metrics)
+    assert "top10, jaccard@10, csls_top1 left out: 5 rows are too few for them" in result.stderr
+    assert_clean_error(invoke("evaluate", five, "--reference", five_ref, "--force", "--metrics", "top10"), 1, "top10")

@@ -153,5 +153,10 @@ def test_usage_and_sidecar_errors(data, tmp_path):
     (tmp_path / "m.ids.txt").write_text("a\nb\nc\nd\n")
     ok(invoke("import", tmp_path / "m.npy", "-o", tmp_path / "m.h5"))
     assert load(tmp_path / "m.h5").ids == ["a", "b", "c", "d"]
+    # a byte-order mark, CRLF and no line feed at the end, as editors write files: the same ids and integer labels
+    (tmp_path / "m.ids.txt").write_bytes("\ufeffa\r\nb\r\nc\r\nd".encode())
+    (tmp_path / "m.labels.txt").write_bytes("\ufeff1\n2\n3\n4".encode())
+    ok(invoke("import", tmp_path / "m.npy", "-o", tmp_path / "m2.h5"))
+    assert load(tmp_path / "m2.h5").ids == ["a", "b", "c", "d"] and load(tmp_path / "m2.h5").labels == [1, 2, 3, 4]
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "vector": [1, 2]}\n{"id": "b", "vector": [1]}\n')
     assert_clean_error(invoke("import", tmp_path / "bad.jsonl", "-o", tmp_path / "j.h5"), 1, "line 2", path=tmp_path / "bad.jsonl")

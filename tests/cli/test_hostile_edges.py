@@ -48,7 +48,7 @@ def test_a_k_past_every_row(data, tmp_path):
 
 
 def test_an_allocation_that_cannot_succeed_is_out_of_memory_not_an_internal_error(data, tmp_path):
-    line = assert_clean_error(invoke("stitch", "fit", data.x_h5, "--head", "mlp", "--hidden", "1000000000000",
+    line = assert_clean_error(invoke("stitch", "fit", data.x_h5, "--head", "mlp", "--hidden", "2000000000",
                                      "--epochs", "1", "-o", tmp_path / "head.safetensors"), 1, "out of memory")
     assert "GiB asked for" in line and "internal error" not in line
     assert not (tmp_path / "head.safetensors").exists()
@@ -139,3 +139,21 @@ def test_a_translation_between_unrelated_spaces_is_warned_with_advice_that_fits(
     result = ok(invoke("translate", "--src", x, "--tgt-anchors", y, "--method", method, "-o", tmp_path / "out.h5"))
     warning = [line for line in result.stderr.splitlines() if "looks poor" in line]
     assert len(warning) == 1 and warning[0].endswith(advice) and (advice != "try more anchors" or "--method" not in warning[0])
+
+
+def test_too_few_anchors_for_an_estimate_fail_the_gate_and_confidence_and_write_nothing(data, tmp_path):
+    """With 3 anchors nothing can be held out: --min-score has nothing to check (it passed before,
+    exit 0 with the file written) and --confidence nothing to agree on (it wrote zeros)."""
+    few = write_embeddings(tmp_path / "ya3.h5", data.y[:3], ids=data.ids[:3])
+    out = tmp_path / "out"
+    out.mkdir()
+    for extra, fragment in ((["--min-score", "0.1"], "no quality estimate to check --min-score against"),
+                            (["--confidence"], "--confidence needs the cross-validation's fold models")):
+        result = invoke("translate", "--src", data.x_h5, "--tgt-anchors", few, *extra, "-o", out / "t.h5",
+                        "--save-map", out / "m.safetensors")
+        assert_clean_error(result, 1, "3 anchors are too few", fragment, "nothing was written", path=few)
+    head = tmp_path / "head.safetensors"
+    ok(invoke("stitch", "fit", data.y_h5, "-o", head))
+    assert_clean_error(invoke("stitch", "run", "--src", data.x_h5, "--tgt-anchors", few, "--head", head, "--min-score",
+                              "0.1", "-o", out / "p.h5"), 1, "no quality estimate to check --min-score against")
+    assert sorted(p.name for p in out.iterdir()) == []

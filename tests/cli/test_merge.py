@@ -259,3 +259,22 @@ def test_a_lost_shard_fails_loudly(run, tmp_path):
     line = assert_clean_error(invoke("translate", "--src", merged, "--map", map_file, "-o", tmp_path / "y.h5"), 1,
                               "NaN", path=merged)
     assert "item-" in line
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".safetensors"])
+def test_more_shards_than_rows_merge_with_the_empty_shards_adding_nothing(data, tmp_path, suffix):
+    """3 rows in 5 shards: shards 0, 2 and 4 hold no rows and so no ids; the merge takes the rows of
+    the others (it refused: 'ids/labels present in one of this shard ... but not the other')."""
+    three = write_embeddings(tmp_path / "x3.h5", data.x[:3], ids=[10, 11, 12])
+    the_map = tmp_path / "map.safetensors"
+    ok(invoke("translate", "--src", data.x_h5, "--tgt-anchors", data.ya, "--method", "procrustes", "--save-map", the_map,
+              "-o", tmp_path / "full.h5"))
+    parts = [tmp_path / f"s{i}{suffix}" for i in range(5)]
+    for i, part in enumerate(parts):
+        ok(invoke("translate", "--src", three, "--map", the_map, "--shard", f"{i}/5", "-o", part))
+    assert [load(p).matrix.shape[0] for p in parts] == [0, 1, 0, 1, 1]
+    for copy in ([], ["--copy"]):
+        merged = tmp_path / f"merged{len(copy)}.h5"
+        ok(invoke("merge", *parts, "-o", merged, *copy))
+        whole = load(merged)
+        assert whole.ids == [10, 11, 12] and whole.matrix.shape == (3, data.x.shape[1])

@@ -75,6 +75,22 @@ def test_cka_invariances_and_symmetry(seed):
     assert linear_cka(x, x * torch.linspace(1, 5, 7, dtype=torch.float64)) < 0.99  # anisotropic scaling
 
 
+@pytest.mark.parametrize("magnitude", [1e-24, 1e-30, 1e19, 1e30])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cka_of_tiny_or_huge_values_is_that_of_the_same_rows_near_one(magnitude, dtype):
+    """CKA is scale invariant: float32 rows of 1e-24 gave 4e15 (products underflowed), rows of 1e19
+    'constant over rows' (overflow). The rows are brought near 1 before the products."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 16, generator=g, dtype=torch.float64)
+    y = x @ random_orthogonal(16, seed=1)
+    if dtype == torch.float32 and not 1e-37 < magnitude < 1e37:
+        pytest.skip("not a float32 value")
+    small = (x * magnitude).to(dtype)
+    value = linear_cka(small, y.to(dtype), chunk_rows=64)
+    assert value == pytest.approx(1.0, abs=1e-6) and value <= 1.0
+    assert linear_cka(small, (y * magnitude).to(dtype)) == pytest.approx(1.0, abs=1e-6)
+
+
 def test_cka_independent_spaces_small():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3000, 8, generator=g, dtype=torch.float64)

@@ -39,6 +39,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
     ("a b\nc\n", "line 2 has 1 column(s); expected 'source target'"),
     ("a b\nnew york nueva york\n", "line 2 has 4 column(s); expected 'source target' (or source<TAB>target"),
     ("a\tb\nc\n", "line 2 has 1 column(s); expected source<TAB>target"),
+    ("a b\nc\td\n", "line 1 has 1 column(s); expected source<TAB>target (the file is read tab-separated: line 2 holds"),
     ("# only a comment\n\n", "holds no id pairs"),
     ("a\tb\nc\t\n", "line 2 has an empty id"),
     ("a\tb\n \td\n", "line 2 has an empty id"),
