@@ -16,7 +16,8 @@ from relcli.errors import UsageError
 #: name -> (class location, one-line description). Every translator fits source-first.
 TRANSLATORS: dict[str, tuple[str, str]] = {
     "irp": ("relcli.core.irp:IRP", "inverse relative projection, folded into one d_X x d_Y map"),
-    "procrustes": ("relcli.core.translate:Procrustes", "orthogonal map between the standardised anchors"),
+    "procrustes": ("relcli.core.translate:Procrustes",
+                   "orthogonal map between the standardised anchors; the one for word translation"),
     "linear": ("relcli.core.translate:LinearTranslator", "least-squares linear map"),
     "affine": ("relcli.core.translate:AffineTranslator", "least-squares map with a bias (equals linear under standard scaling)"),
     "ortho-linear": ("relcli.core.translate:OrthoLinearTranslator", "least squares, then the nearest orthogonal map"),
