@@ -208,6 +208,9 @@ class EmbeddingWriter:
             if finite is not None:
                 overflow = f" after conversion to {self.dtype} (values beyond its range)" if self._finite_input(chunk) else ""
                 raise RowsError(NONFINITE + overflow, (~finite).nonzero().flatten().tolist(), "output")
+        lost = self._vanished_rows(chunk, tensor)
+        if len(lost):
+            raise RowsError(f"all zeros after conversion to {self.dtype} (every value below its range)", lost, "output")
         n = tensor.shape[0]
         extras: dict[str, np.ndarray] = {}
         for name, values in (("ids", ids), ("labels", labels)):
@@ -248,6 +251,21 @@ class EmbeddingWriter:
             return None  # NaN and Inf survive a sum: a finite sum means finite rows (an overflowing one is checked below)
         finite = torch.isfinite(tensor).all(dim=1)
         return None if bool(finite.all()) else finite
+
+    def _vanished_rows(self, chunk, tensor) -> list[int]:
+        """Rows that held a value but are all zeros in the output dtype (a float64 .vec row of 1e-50s
+        in float32, a row of 1e-9s in float16): their direction is lost, as an overflow's is."""
+        import torch
+
+        itemsize = chunk.element_size() if hasattr(chunk, "element_size") else np.asarray(chunk).itemsize
+        if tensor.numel() == 0 or itemsize <= tensor.element_size() and not (
+                self.dtype == "float16" and getattr(chunk, "dtype", None) == torch.bfloat16):
+            return []  # no narrower type: nothing can vanish
+        empty = ~tensor.any(dim=1)
+        if not bool(empty.any()):
+            return []
+        source = chunk.detach().cpu() if hasattr(chunk, "detach") else torch.from_numpy(np.asarray(chunk))
+        return (empty & source.any(dim=1)).nonzero().flatten().tolist()
 
     @staticmethod
     def _finite_input(chunk) -> bool:

@@ -84,6 +84,7 @@ def test_dropped_rows_leave_a_true_header_and_number_words_become_integer_ids(da
     (b"the 1 2\nthe 3 4\n", 1, ["duplicate id 'the'", "use --drop-duplicates to keep each id's first row"]),
     (b"2 2\n\nthe 1 2\n\nthe 3 4\n", 1, ["duplicate id 'the' at lines 3 and 5"]),  # lines of the file, not rows
     (b"the 1 2\nof nan 4\n", 1, ["NaN/Inf", "'of'", "--drop-invalid"]),
+    (b"the 1 2\nof 1e-50 -2e-50\n", 1, ["all zeros after conversion to float32", "'of'"]),  # was a silent zero row
     (gzip.compress(b"the 1 2\n" * 50)[:-30], 1, ["cannot read the word vectors"]),
 ])
 def test_malformed_files_are_named_and_nothing_is_written(tmp_path, content, code, fragments):

@@ -122,3 +122,22 @@ def test_read_rows_of_sorted_rows_spread_over_a_span(stored, monkeypatch, span_r
     with open_embeddings(path) as f:
         np.testing.assert_array_equal(f.read_rows(index).numpy(), m[index])
         np.testing.assert_array_equal(f.read_rows(index[::-1].copy()).numpy(), m[index[::-1]])
+
+
+@pytest.mark.parametrize(("dtype", "source", "tiny"), [
+    ("float32", np.float64, 1e-50),  # a .vec row of 1e-50s, parsed as doubles
+    ("float16", np.float32, 1e-9),
+    ("float16", torch.bfloat16, 1e-9),  # bfloat16 reaches 1e-38; float16 stops near 6e-8
+])
+def test_a_row_that_only_conversion_makes_all_zeros_is_refused_like_an_overflow(tmp_path, dtype, source, tiny):
+    from relcli.errors import RowsError
+
+    rows = [[1.0, 2.0], [tiny, -tiny], [0.0, 0.0], [tiny, 1.0]]
+    chunk = torch.tensor(rows, dtype=source) if source is torch.bfloat16 else np.asarray(rows, dtype=source)
+    suffix = ".safetensors" if dtype == "bfloat16" else ".h5"
+    with pytest.raises(RowsError) as raised:
+        with EmbeddingWriter(tmp_path / f"x{suffix}", None, 2, dtype) as writer:
+            writer.write(chunk)
+    # row 1 lost its direction; row 2 had none to lose, row 3 keeps its 1.0
+    assert raised.value.positions == [1] and raised.value.problem.startswith(f"all zeros after conversion to {dtype}")
+    assert not (tmp_path / f"x{suffix}").exists()
