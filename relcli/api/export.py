@@ -53,7 +53,7 @@ from relcli.api._export_formats import (
 )
 from relcli.api._import_sources import _JsonlSource, _NpySource, _ParquetSource, word_vector_source
 from relcli.api._results import Progress, Result
-from relcli.api._rows import RowLoop
+from relcli.api._rows import RowLoop, usable_rows
 from relcli.api.split import id_lines
 from relcli.errors import DataError, FileFormatError, OutputError, UsageError
 
@@ -152,20 +152,24 @@ def export(
 
 
 
-def _later_repeats(source, input: Path) -> tuple[np.ndarray | None, list[str]]:
-    """(rows to leave out: every row whose id came earlier, or None; the warning that counts them)."""
+def _later_repeats(source, input: Path, usable: np.ndarray | None) -> tuple[np.ndarray | None, list[str]]:
+    """(rows to leave out: every row whose id came at an earlier row, or None; the warning that counts
+    them). With ``usable`` (the rows ``--drop-invalid`` keeps), an id keeps its first usable row."""
     from relcli.io._reader import repeated_rows
 
-    later = repeated_rows(source.ids)
+    candidates = np.arange(source.n_rows) if usable is None else np.flatnonzero(usable)
+    later = candidates[repeated_rows(source.ids[candidates])]
     if not len(later):
         return None, []
     exclude = np.zeros(source.n_rows, dtype=bool)
     exclude[later] = True
     word = source.ids[later[0]]
-    first = next(i for i, v in enumerate(source.ids[:later[0]].tolist()) if v == word)
+    earlier = candidates[candidates < later[0]]
+    first = int(earlier[[v == word for v in source.ids[earlier].tolist()].index(True)])
     lines = getattr(source, "lines", None)
     where = (f"lines {lines[first]} and {lines[later[0]]}" if lines is not None else f"rows {first} and {later[0]}")
-    return exclude, [f"{input}: left out {len(later):,} later row(s) of repeated ids, each id keeping its first row "
+    kept = "first usable row" if usable is not None else "first row"
+    return exclude, [f"{input}: left out {len(later):,} later row(s) of repeated ids, each id keeping its {kept} "
                      f"(first: {word!r} at {where})"]
 
 
@@ -222,7 +226,8 @@ def import_file(
     warnings, exclude = [], None
     try:
         if source.ids is not None and drop_duplicates:
-            exclude, note = _later_repeats(source, input)
+            usable = usable_rows(source, torch.device("cpu"), False, batch_size) if drop_invalid else None
+            exclude, note = _later_repeats(source, input, usable)
             warnings += note
         elif source.ids is not None:
             from relcli.io._reader import check_unique
