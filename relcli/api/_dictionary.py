@@ -48,7 +48,7 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
     from relcli.core.evaluation import CSLS_NEIGHBOURS, parsed_metrics
     from relcli.core.metrics import _rank_summary, query_indices
     from relcli.core.lexicon import dictionary_ranks, hub_means
-    from relcli.io.join import find_rows, read_pairs
+    from relcli.io.join import find_rows, hash_pair, read_pairs
 
     listed = read_pairs(pairs)
     source_rows, source_found = find_rows([a for a, _ in listed], judged.row_keys())
@@ -57,8 +57,9 @@ def dictionary_metrics(judged, ref, pairs, selected, names, load, chunk_rows, qu
     gallery_rows, translated_rows = np.flatnonzero(ref_ok), np.flatnonzero(judged_ok)
     found = source_found & target_found
     warnings = []
-    if not found.all():
-        warnings.append(f"{int((~found).sum()):,} of the {len(listed):,} pairs of {pairs.name} name a word that "
+    missing = int((~found & ~np.fromiter(map(hash_pair, listed), dtype=bool, count=len(listed))).sum())
+    if missing:
+        warnings.append(f"{missing:,} of the {len(listed):,} pairs of {pairs.name} name a word that "
                         f"{input.name} or {ref.path.name} lacks: they are not scored")
     usable = found.copy()
     if selected is not None:

@@ -25,12 +25,11 @@ def _typed(values: list, path: Path, what: str) -> np.ndarray:
 
 
 def _read_lines(path: Path, what: str) -> list[str]:
-    """One value a line (LF or CRLF; the last line may lack its line feed; a byte-order mark is dropped)."""
+    """One value a line, the row's position its line's (``relcli.io.join.text_lines``)."""
+    from relcli.io.join import text_lines
+
     try:
-        lines = [line.rstrip("\r") for line in path.read_text(encoding="utf-8-sig").split("\n")]
-        return lines[:-1] if lines[-1] == "" else lines
-    except UnicodeDecodeError:
-        raise FileFormatError(f"{what} is not valid UTF-8 text", path) from None
+        return text_lines(path.read_bytes(), path)
     except OSError as exc:
         raise FileFormatError(f"cannot read {what}: {exc.strerror or exc}", path) from None
 

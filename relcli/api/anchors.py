@@ -230,7 +230,8 @@ def anchors(
             layout["attrs"][SPACE_KEY] = space
         with EmbeddingWriter(output, len(rows), reader.dim, output_dtype(dtype, reader.dtype), ids=ids,
                              labels=take(reader.labels, rows), **layout) as writer:
-            writer.write(reader.read_rows(rows))
+            with blame(input, keys=reader.keys_of(rows), noun=reader.key_noun):
+                writer.write(reader.read_rows(rows))
     result.rows, result.dims, result.parameters = len(rows), reader.dim, method
     result.dropped, result.dropped_ids = len(loop.dropped), loop.dropped_ids
     result.scores = {"space": stats.to_dict()}

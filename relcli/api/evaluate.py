@@ -21,9 +21,12 @@ QUERY_BATCH = 4096
 
 
 def _fits(metric: tuple[str, int | None], n: int) -> bool:
-    """Whether a metric's k leaves enough of n rows (``check_metric_counts`` would pass it)."""
+    """Whether a metric's k leaves enough of n rows (``check_metric_counts`` would pass it; CKA needs
+    two rows to have a variance)."""
     from relcli.core.evaluation import check_metric_counts
 
+    if metric[0] == "cka":
+        return n >= 2
     try:
         check_metric_counts({"metric": metric}, n)
     except DataError:
@@ -216,6 +219,7 @@ def evaluate(
             need_direction = any(family not in NO_DIRECTION for family, _ in parsed.values())
             mine = np.arange(judged.n_rows, dtype=np.int64) if selected is None else np.asarray(selected, dtype=np.int64)
             rows = np.asarray(rows, dtype=np.int64)
+            covered = len(rows)  # the reference rows the judged file has ids for (before --drop-invalid)
             if drop_invalid:
                 judged_ok = usable_rows(judged, torch_device, need_direction, batch_size)
                 ref_ok = usable_rows(ref, torch_device, need_direction, batch_size)
@@ -233,9 +237,11 @@ def evaluate(
                     details.append(f"{', '.join(too_many)} left out: {n} rows are too few for them")
             with blame(input):
                 check_metric_counts(parsed, n)
-            ranked = [m for m in names if m not in ("cosine", "mse", "cka")]
-            if ranked and selected is None and len(rows) < ref.n_rows:
-                warnings.append(f"{', '.join(ranked)} rank each row of {input.name} among the {len(rows):,} reference rows "
+            from relcli.api._dictionary import DICTIONARY_FAMILIES  # the metrics that rank among reference rows
+
+            ranked = [name for name in names if parsed[name][0] in DICTIONARY_FAMILIES]
+            if ranked and selected is None and covered < ref.n_rows:
+                warnings.append(f"{', '.join(ranked)} rank each row of {input.name} among the {covered:,} reference rows "
                                 f"with its ids, not among all {ref.n_rows:,} rows of {reference.name}; to search the "
                                 "whole reference, give --pairs a list of 'id id' lines")
             if query_sample is None and n > LARGE_N and any(m not in ("cosine", "mse", "cka") for m in names):

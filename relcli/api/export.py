@@ -53,7 +53,7 @@ from relcli.api._export_formats import (
 )
 from relcli.api._import_sources import _JsonlSource, _NpySource, _ParquetSource, word_vector_source
 from relcli.api._results import Progress, Result
-from relcli.api._rows import RowLoop, usable_rows
+from relcli.api._rows import RowLoop
 from relcli.api.split import id_lines
 from relcli.errors import DataError, FileFormatError, OutputError, UsageError
 
@@ -152,24 +152,21 @@ def export(
 
 
 
-def _later_repeats(source, input: Path, usable: np.ndarray | None) -> tuple[np.ndarray | None, list[str]]:
+def _later_repeats(source, input: Path) -> tuple[np.ndarray | None, list[str]]:
     """(rows to leave out: every row whose id came at an earlier row, or None; the warning that counts
-    them). With ``usable`` (the rows ``--drop-invalid`` keeps), an id keeps its first usable row."""
+    them). The first row is kept as it is: if ``--drop-invalid`` then leaves it out, that warning names it."""
     from relcli.io._reader import repeated_rows
 
-    candidates = np.arange(source.n_rows) if usable is None else np.flatnonzero(usable)
-    later = candidates[repeated_rows(source.ids[candidates])]
+    later = repeated_rows(source.ids)
     if not len(later):
         return None, []
     exclude = np.zeros(source.n_rows, dtype=bool)
     exclude[later] = True
-    word = source.ids[later[0]]
-    earlier = candidates[candidates < later[0]]
-    first = int(earlier[[v == word for v in source.ids[earlier].tolist()].index(True)])
+    word = source.ids[later[:1]].tolist()[0]
+    first = source.ids[:later[0]].tolist().index(word)
     lines = getattr(source, "lines", None)
     where = (f"lines {lines[first]} and {lines[later[0]]}" if lines is not None else f"rows {first} and {later[0]}")
-    kept = "first usable row" if usable is not None else "first row"
-    return exclude, [f"{input}: left out {len(later):,} later row(s) of repeated ids, each id keeping its {kept} "
+    return exclude, [f"{input}: left out {len(later):,} later row(s) of repeated ids, each id keeping its first row "
                      f"(first: {word!r} at {where})"]
 
 
@@ -226,8 +223,7 @@ def import_file(
     warnings, exclude = [], None
     try:
         if source.ids is not None and drop_duplicates:
-            usable = usable_rows(source, torch.device("cpu"), False, batch_size) if drop_invalid else None
-            exclude, note = _later_repeats(source, input, usable)
+            exclude, note = _later_repeats(source, input)
             warnings += note
         elif source.ids is not None:
             from relcli.io._reader import check_unique

@@ -105,7 +105,7 @@ def translate(
         columns_of = None
         from relcli.core.selection import MIN_ANCHORS
 
-        if confidence and not translation.selection.chosen.fold_models:
+        if confidence and not translation.selection.estimate:  # too few anchors to hold out: no fold models
             raise DataError(f"--confidence needs the cross-validation's fold models, and {translation.info['anchors']} "
                             f"anchors are too few to hold any out (use {MIN_ANCHORS} or more); nothing was written",
                             tgt_anchors)

@@ -71,8 +71,8 @@ def import_(
     drop_invalid: opt.DropInvalid = False,
     drop_duplicates: Annotated[bool, typer.Option("--drop-duplicates", help="Keep the first row of a repeated id (a "
                                                   "word a .vec lists twice) and leave the later ones out, with a warning "
-                                                  "that counts them, instead of failing (as MUSE and gensim do); with --drop-invalid, the first "
-                                                  "usable row.")] = False,
+                                                  "that counts them, instead of failing (as MUSE and gensim do); the first row is kept as it "
+                                                  "is, even where --drop-invalid then leaves it out.")] = False,
     batch_size: opt.BatchSize = opt.DEFAULT_BATCH,
     quiet: opt.Quiet = False,
     verbose: opt.Verbose = False,

@@ -118,8 +118,8 @@ def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm
             kept[held] = False
             kept = kept.to(source.device)
             model = template.frozen()
-            if candidate.method == "irp":
-                model.allow_rank_deficient = True  # a fold has fewer anchors than the whole set
+            if candidate.method == "irp":  # a fold has fewer anchors than the whole set
+                model.allow_rank_deficient, model.subspaces = True, min(model.subspaces, int(kept.sum()))
             model.fit(source[kept], target[kept], target_norm)
             per_fold.append(gallery.scores(model.transform(source[held.to(source.device)], chunk_rows=None), held))
             models.append(model)

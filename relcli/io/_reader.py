@@ -44,10 +44,16 @@ def as_id_array(values) -> np.ndarray:
 
 
 def whole_number_array(values, what: str, path) -> np.ndarray:
-    """Ids or labels read from an array of items (``embed``): floats that are all whole numbers (a
-    label array saved as float, a table column that pandas made float) become int64, as integers would
-    be; any other float (0.5, NaN from an empty cell) is an error naming the row, never the text '0.5'."""
+    """Ids or labels read with the items of ``embed`` (an array, JSON numbers): floats that are all whole
+    numbers (a label array saved as float, ``"label": 1.0``) become int64, as integers would be; any
+    other float (0.5, NaN) is an error naming the row, never the text '0.5'. Text (CSV cells) stays text."""
+    if not (isinstance(values, np.ndarray) and values.dtype.kind in "fiub"):
+        listed = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        numbers = all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in listed)
+        if listed and numbers and any(isinstance(v, (float, np.floating)) for v in listed):
+            values = np.asarray(listed, dtype=np.float64)  # JSON numbers: 1.0 is the class 1, 0.5 no class
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        values = values.astype(np.float64)  # float16's range ends below 2^63
         whole = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2.0**63)
         if not bool(whole.all()):
             row = int(np.flatnonzero(~whole)[0])
@@ -85,16 +91,7 @@ def check_unique(ids: np.ndarray, path, where: str = "", lines: np.ndarray | Non
     In O(n log n) over 8-byte keys (the ids themselves, or Python's hash of each string id), so four
     million string ids cost ~1 s and 64 MB, not a dict of every id; only rows whose keys collide are
     compared exactly."""
-    if len(ids) < 2:
-        return
-    keys = key_hashes(ids)
-    if not repeats(keys):
-        return
-    order = np.argsort(keys, kind="stable")
-    clash = np.flatnonzero(keys[order[1:]] == keys[order[:-1]])
-    if len(clash) == 0:
-        return
-    suspects = np.unique(np.concatenate([order[clash], order[clash + 1]]))
+    suspects = _colliding_rows(ids)
     seen: dict[Any, int] = {}
     for row, value in zip(suspects.tolist(), ids[suspects].tolist()):
         if value in seen:
@@ -103,15 +100,22 @@ def check_unique(ids: np.ndarray, path, where: str = "", lines: np.ndarray | Non
         seen[value] = row
 
 
-def repeated_rows(ids: np.ndarray) -> np.ndarray:
-    """Rows (ascending) whose id occurs at an earlier row: what keeping each id's first row leaves out.
-    Sorted 8-byte keys as ``check_unique``; only rows whose keys collide are compared exactly."""
+def _colliding_rows(ids: np.ndarray) -> np.ndarray:
+    """Rows (ascending) whose 8-byte key (``key_hashes``) another row shares: the only rows that can
+    repeat an id, to be compared exactly. One sort, no dict of every id."""
     if len(ids) < 2:
         return np.zeros(0, dtype=np.int64)
     keys = key_hashes(ids)
+    if not repeats(keys):
+        return np.zeros(0, dtype=np.int64)
     order = np.argsort(keys, kind="stable")
     clash = np.flatnonzero(keys[order[1:]] == keys[order[:-1]])
-    suspects = np.unique(np.concatenate([order[clash], order[clash + 1]]))
+    return np.unique(np.concatenate([order[clash], order[clash + 1]]))
+
+
+def repeated_rows(ids: np.ndarray) -> np.ndarray:
+    """Rows (ascending) whose id occurs at an earlier row: what keeping each id's first row leaves out."""
+    suspects = _colliding_rows(ids)
     seen: set = set()
     later = []
     for row, value in zip(suspects.tolist(), ids[suspects].tolist()):

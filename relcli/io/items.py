@@ -80,7 +80,8 @@ INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
 def _column(frame, name: str | None, option: str, path: Path):
-    """An id or label column: int64 when every value is an integer (as written), else strings."""
+    """An id or label column: int64 when every value is an integer (as written, or a whole JSON number:
+    ``whole_number_array``), else strings."""
     if name is None:
         return None
     if name not in frame.columns:
@@ -93,6 +94,8 @@ def _column(frame, name: str | None, option: str, path: Path):
         isinstance(v, str) and INTEGER.fullmatch(v) for v in values
     ):
         return np.array([int(v) for v in values], dtype=np.int64)
+    if all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in values):
+        return whole_number_array(np.asarray(values, dtype=np.float64), "labels" if "label" in option else "ids", path)
     return [str(v) for v in values]
 
 

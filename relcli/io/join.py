@@ -98,6 +98,18 @@ def rows_for_keys(wanted: Sequence[str], available: Sequence[str], path, what: s
     return rows
 
 
+def text_lines(data: bytes, where) -> list[str]:
+    """The lines of UTF-8 text as relcli's one-value-a-line files hold them: split at line feeds only
+    (a CR or U+2028 inside a value stays), a CR before the line feed and a byte-order mark dropped, no
+    empty line made of the final line feed. Not UTF-8: an error naming ``where``."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FileFormatError("is not valid UTF-8 text", where) from None
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     """(id, id) pairs from a two-column text file, in file order, every pair kept (a bilingual
     dictionary is many-to-many: a word may have several translations, several words one translation).
@@ -108,27 +120,28 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     ASCII spaces only (a no-break space is part of a word, as in ``.vec`` files). Fields are taken
     verbatim (no CSV quoting: a dictionary may list ``"`` as a word), stripped of spaces around them.
     Exact repeats of a pair are kept once. Blank lines are skipped, and so are lines starting with '#'
-    unless they hold exactly two ids (``#tag #etiquette`` is a pair; ``# en-fr dictionary`` a
-    comment); a header line is not special (a pair whose ids do not occur simply never matches).
+    unless they hold two ids as a pair line does (``#tag #etiquette`` is a pair; ``# en-fr dictionary``
+    a comment). A header line is not special: a pair whose ids do not occur never matches (and one
+    whose source starts with '#', such as ``#source target``, is not counted as missing: ``hash_pair``).
     """
     path = Path(path)
     if not path.is_file():
         raise FileFormatError("no such pairs file", path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the first id
-    except UnicodeDecodeError:
-        raise FileFormatError("is not valid UTF-8 text", path) from None
+        data = path.read_bytes()
     except OSError as exc:
         raise FileFormatError(f"cannot read the pairs: {exc.strerror or exc}", path) from None
-    lines = [(line_no, line.rstrip("\r")) for line_no, line in enumerate(text.split("\n"), start=1)]
-    lines = [(line_no, line) for line_no, line in lines if line.strip(ASCII_SPACE)]
-    tab_line = next((line_no for line_no, line in lines if "\t" in line and not line.startswith("#")), None)
+    lines = [(line_no, line) for line_no, line in enumerate(text_lines(data, path), start=1) if line.strip(ASCII_SPACE)]
+    deciding = [(no, line) for no, line in lines if not line.startswith("#")] or lines  # only '#' lines: they decide
+    tabs = [line_no for line_no, line in deciding if "\t" in line]
+    tab_line = tabs[0] if tabs else None
     tabbed = tab_line is not None
     pairs: dict[tuple[str, str], None] = {}
     for line_no, line in lines:
         fields = [field.strip(ASCII_SPACE) for field in line.split("\t")] if tabbed else re.split(r"[ \f\v]+", line.strip(ASCII_SPACE))
-        if line.startswith("#") and (len(fields) != 2 or not all(fields) or not tabbed and "\t" in line):
-            continue  # a comment; '#tag #etiquette' (two ids) is a pair
+        if line.startswith("#") and (len(fields) < 2 or not fields[0] or not fields[1]
+                                     or not tabbed and (len(fields) != 2 or "\t" in line)):
+            continue  # a comment; '#tag #etiquette' (two ids, as any pair line holds them) is a pair
         if len(fields) < 2 or not tabbed and len(fields) > 2:
             expected = (f"source<TAB>target (the file is read tab-separated: line {tab_line} holds a tab)" if tabbed
                         else "'source target' (or source<TAB>target where ids hold spaces)")
@@ -139,6 +152,12 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     if not pairs:
         raise FileFormatError("holds no id pairs", path)
     return list(pairs)
+
+
+def hash_pair(pair: tuple[str, str]) -> bool:
+    """A pair from a line starting with '#': a word such as '#tag' or a header such as '#source target';
+    when its words are not in the files it is taken for a comment, not counted as missing."""
+    return pair[0].startswith("#")
 
 
 def read_id_list(path: str | os.PathLike) -> list[str]:
@@ -154,11 +173,8 @@ def read_id_list(path: str | os.PathLike) -> list[str]:
             raise FileFormatError("no such id list", path)
         else:
             where, data = path, Path(path).read_bytes()
-        try:
-            text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
-        except UnicodeDecodeError:
-            raise FileFormatError("is not valid UTF-8 text", where) from None
-        return [line.strip(ID_LINE_SPACE) for line in text.split("\n") if line.strip(ID_LINE_SPACE)]
+        data = data.encode("utf-8") if isinstance(data, str) else data
+        return [line.strip(ID_LINE_SPACE) for line in text_lines(data, where) if line.strip(ID_LINE_SPACE)]
     from relcli.io.embeddings import open_embeddings
 
     with open_embeddings(path) as reader:

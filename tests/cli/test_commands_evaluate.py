@@ -253,6 +253,14 @@ def test_a_file_with_fewer_rows_than_the_reference_is_ranked_among_its_own_ids_a
     assert f"top1 rank each row of half.h5 among the {N // 2:,} reference rows with its ids, not among all {N:,}" in result.stderr
     quiet = ok(invoke("evaluate", data.x_h5, "--reference", data.x_h5, "--metrics", "top1", "-f", "json"), data=True)
     assert "rank each row" not in quiet.stderr
+    broken = data.x.copy()
+    broken[3] = np.nan  # a row --drop-invalid leaves out is not a row the judged file lacks
+    broken_h5 = write_embeddings(tmp_path / "broken.h5", broken, ids=data.ids, allow_nonfinite=True)
+    dropped = ok(invoke("evaluate", data.x_h5, "--reference", broken_h5, "--metrics", "top1", "--drop-invalid", "-f",
+                        "json"), data=True)
+    assert "rank each row" not in dropped.stderr
+    neighbours = ok(invoke("evaluate", half, "--reference", data.x_h5, "--metrics", "jaccard@5", "-f", "json"), data=True)
+    assert "rank each row" not in neighbours.stderr  # Jaccard compares neighbourhoods; --pairs would not help it
     pairs = tmp_path / "same.txt"
     pairs.write_text("".join(f"{i} {i}\n" for i in data.ids[: N // 2]))
     whole = json.loads(ok(invoke("evaluate", half, "--reference", data.x_h5, "--pairs", pairs, "--metrics", "top1",

@@ -115,6 +115,16 @@ def test_whole_number_float_labels_are_stored_as_integers(tmp_path, fake_encoder
     assert load(out).labels == [2, 0, 1]
 
 
+def test_json_number_labels_that_are_whole_are_integers_and_fractions_are_named(tmp_path, fake_encoder):
+    src = write_lines(tmp_path / "items.jsonl", [json.dumps({"text": t, "label": l}) for t, l in (("a", 1.0), ("b", 2))])
+    ok(invoke("embed", src, "-e", "ngram:", "-o", tmp_path / "o.h5"))
+    assert load(tmp_path / "o.h5").labels == [1, 2]
+    bad = write_lines(tmp_path / "bad.jsonl", [json.dumps({"text": t, "label": l}) for t, l in (("a", 2), ("b", 0.5))])
+    result = invoke("embed", bad, "-e", "ngram:", "-o", tmp_path / "bad.h5")
+    assert result.exit_code == 1 and "labels must be integers or text; row 1 holds 0.5" in result.stderr
+    assert not (tmp_path / "bad.h5").exists()
+
+
 def test_txt_lines_are_split_on_newlines_only(tmp_path, fake_encoder):
     lines = ["page one\x0cpage two", "a\u2028b", "c\x85d", "plain"]
     src = tmp_path / "odd.txt"

@@ -138,6 +138,11 @@ def test_drop_invalid_leaves_out_rows_that_cannot_be_ranked_and_missing_words_ar
     assert "left out 1 row(s) (ids 'fr5') of fr_bad.h5" in result.stderr
     assert "left out 1 row(s) (ids 'en4') of en_bad.h5" in result.stderr
     assert "2 of the " + str(len(pairs)) + " pairs of en-fr.txt name a word" in result.stderr
+    headed = tmp_path / "en-fr.txt"
+    headed.write_text("#source target\n" + dictionary.read_text())  # a header: a '#' pair that matches nothing
+    again = ok(invoke("evaluate", en_path2, "--reference", fr_path2, "--pairs", headed, "--drop-invalid", "--format",
+                      "json", "--metrics", "top1"), data=True)
+    assert "2 of the " + str(len(pairs) + 1) + " pairs of en-fr.txt name a word" in again.stderr  # not 3
     kept_fr = [i for i in range(N_TARGET) if i != 5]
     kept_pairs = [(a, b) for a, b in pairs if a != "en4" and b != "fr5"]
     renamed = [(a, f"fr{kept_fr.index(int(b[2:]))}") if b[2:].isdigit() and int(b[2:]) != 5 else (a, b) for a, b in kept_pairs]

@@ -158,5 +158,10 @@ def test_usage_and_sidecar_errors(data, tmp_path):
     (tmp_path / "m.labels.txt").write_bytes("\ufeff1\n2\n3\n4".encode())
     ok(invoke("import", tmp_path / "m.npy", "-o", tmp_path / "m2.h5"))
     assert load(tmp_path / "m2.h5").ids == ["a", "b", "c", "d"] and load(tmp_path / "m2.h5").labels == [1, 2, 3, 4]
+    # a CR or a line separator inside an id survives export and import (only line feeds split)
+    odd = write_embeddings(tmp_path / "odd.h5", data.x[:3], ids=["a\rb", "c\u2028d", "e"])
+    ok(invoke("export", odd, "-o", tmp_path / "odd.npy"))
+    ok(invoke("import", tmp_path / "odd.npy", "-o", tmp_path / "odd_back.h5"))
+    assert load(tmp_path / "odd_back.h5").ids == ["a\rb", "c\u2028d", "e"]
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "vector": [1, 2]}\n{"id": "b", "vector": [1]}\n')
     assert_clean_error(invoke("import", tmp_path / "bad.jsonl", "-o", tmp_path / "j.h5"), 1, "line 2", path=tmp_path / "bad.jsonl")

@@ -50,6 +50,17 @@ def test_more_subspaces_than_anchors_is_a_usage_error_before_any_pruning():
     InverseRelativeProjection(prune_threshold=1e-3, subspaces=a_y.shape[0]).fit(a_y)
 
 
+def test_subspaces_up_to_the_anchors_are_cross_validated_on_smaller_folds():
+    """ω = 22 of 25 anchors is allowed; the folds (20 anchors) average over at most their own count
+    instead of failing with a message about 20 anchors the user never gave."""
+    from relcli.core.selection import select_translator
+
+    a_y = near_duplicate_anchors(11)[:25]
+    a_x = a_y @ random_orthogonal(a_y.shape[1], 12)
+    selection = select_translator(a_x, a_y, "irp", {"prune_threshold": 1e-3, "subspaces": 22})
+    assert selection.chosen.error is None and selection.estimate["score"] > 0.5
+
+
 def test_chunk_size_independent(dtype):
     x, y, k = spaces(13, n=300, dtype=dtype, shift=1.0)
     irp = Both(y[:k], x[:k], center=True)

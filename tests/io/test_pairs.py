@@ -76,3 +76,8 @@ def test_a_line_starting_with_a_hash_is_a_pair_when_it_holds_two_ids(tmp_path, t
     path = tmp_path / "pairs.txt"
     path.write_text(f"# en-fr dictionary, 2 pairs\n#\n#tag{sep}#etiquette\n#{sep}#\na{sep}b\n", encoding="utf-8")
     assert read_pairs(path) == [("#tag", "#etiquette"), ("#", "#"), ("a", "b")]
+    if tabbed:  # further columns, as on any line of a tab-separated file; a file of '#' pairs alone
+        path.write_text("#tag\t#etiquette\t0.8\nthe\tle\t0.9\n", encoding="utf-8")
+        assert read_pairs(path) == [("#tag", "#etiquette"), ("the", "le")]
+        path.write_text("#tag\t#etiquette\n", encoding="utf-8")
+        assert read_pairs(path) == [("#tag", "#etiquette")]
