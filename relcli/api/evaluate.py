@@ -21,12 +21,12 @@ QUERY_BATCH = 4096
 
 
 def _fits(metric: tuple[str, int | None], n: int) -> bool:
-    """Whether a metric's k leaves enough of n rows (``check_metric_counts`` would pass it; CKA needs
-    two rows to have a variance)."""
+    """Whether a metric's k leaves enough of n rows (``check_metric_counts`` would pass it); every one
+    but cosine and MSE needs two rows (a rank among one row says nothing; CKA needs a variance)."""
     from relcli.core.evaluation import check_metric_counts
 
-    if metric[0] == "cka":
-        return n >= 2
+    if n < 2 and metric[0] not in ("cosine", "mse"):
+        return False
     try:
         check_metric_counts({"metric": metric}, n)
     except DataError:

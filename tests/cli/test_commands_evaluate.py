@@ -278,3 +278,6 @@ def test_default_metrics_leave_out_the_ks_that_need_more_rows(data, tmp_path):
     assert "top5" in metrics and "mrr" in metrics and not {"top10", "jaccard@10", "csls_top1"} & set(metrics)
     assert "top10, jaccard@10, csls_top1 left out: 5 rows are too few for them" in result.stderr
     assert_clean_error(invoke("evaluate", five, "--reference", five_ref, "--force", "--metrics", "top10"), 1, "top10")
+    one = write_embeddings(tmp_path / "one.h5", data.x[:1], ids=data.ids[:1])
+    single = json.loads(ok(invoke("evaluate", one, "--reference", five_ref, "--force", "-f", "json"), data=True).stdout)
+    assert set(single["metrics"]) == {"cosine", "mse"}  # a rank among one row, or CKA of one row, says nothing
