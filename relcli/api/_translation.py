@@ -58,11 +58,13 @@ def _check_rows(vectors, keys: list[str], path, what: str, need_direction: bool)
 def fit_translation(
     src_reader, src: Path, tgt_anchors, src_anchors, method: str, options: dict, seed: int, device,
     reverse: bool = False, min_score: float | None = None, force: bool = False, target_of=None,
+    confidence: bool = False,
 ) -> Translation:
     """Cross-validate and fit ``method`` (or ``auto``) on parallel anchors: the target anchors, and the
     source rows with the same ids (or ``src_anchors``, matched by id). ``reverse`` also fits the map
     back (target → source) with the chosen method. ``min_score``: a quality estimate below it is an
-    error, before anything is written. ``src`` and ``src_anchors`` must share a recorded space
+    error, before anything is written; so is no estimate at all (too few anchors) when ``min_score`` or
+    ``confidence`` (the fold models' per-row agreement) needs one. ``src`` and ``src_anchors`` must share a recorded space
     unless ``force``, and so must ``target_of`` ((path, space) of what the output feeds, e.g. a head)
     and ``tgt_anchors``: both checked before any fitting."""
     from relcli.core.registry import make_translator
@@ -94,7 +96,7 @@ def fit_translation(
                                  "fitted on all of them, streaming")
         translation.info["anchors"] = peek.n_rows
         translation.reverse = backward
-        _report(translation, tgt_anchors, method, POOR_SCORE, min_score)
+        _report(translation, tgt_anchors, method, POOR_SCORE, min_score, confidence)
         return translation
     target = load_anchors(tgt_anchors, device)
     if src_anchors is not None:
@@ -119,7 +121,7 @@ def fit_translation(
         translation.warnings.append(
             f"{len(source.keys) - source_vectors.shape[0]:,} of the {len(source.keys):,} anchors of {source_path.name} are "
             f"not in {tgt_anchors.name}: fitted on the {source_vectors.shape[0]:,} they share")
-    _report(translation, tgt_anchors, method, POOR_SCORE, min_score)
+    _report(translation, tgt_anchors, method, POOR_SCORE, min_score, confidence)
     if reverse:
         chosen = selection.chosen
         with blame(tgt_anchors):
@@ -134,16 +136,19 @@ def _describe(selection, method: str, inputs: list, spaces: dict) -> Translation
     return Translation(translator, info, inputs, selection, spaces=spaces)
 
 
-def _report(translation: Translation, path: Path, requested: str, poor: float, min_score: float | None) -> None:
+def _report(translation: Translation, path: Path, requested: str, poor: float, min_score: float | None,
+            confidence: bool) -> None:
     """The one-line summary of the estimate, the gate, warnings, and details for -v."""
-    info, selection = translation.info, translation.selection
-    estimate = selection.estimate
     from relcli.core.selection import MIN_ANCHORS
 
+    info, selection = translation.info, translation.selection
+    estimate = selection.estimate
     if not estimate:
-        if min_score is not None:
-            raise DataError(f"{info['anchors']} anchors are too few to hold any out, so there is no quality estimate to "
-                            f"check --min-score against (use {MIN_ANCHORS} or more); nothing was written", path)
+        needed = (["there is no quality estimate to check --min-score against"] if min_score is not None else []) + (
+            ["--confidence needs the cross-validation's fold models"] if confidence else [])
+        if needed:
+            raise DataError(f"{info['anchors']} anchors are too few to hold any out, so {needed[0]} (use {MIN_ANCHORS} "
+                            "or more); nothing was written", path)
         translation.warnings.append(
             f"{path}: {info['anchors']} anchors are too few to hold any out: no quality estimate (use {MIN_ANCHORS} or more)")
     else:

@@ -109,8 +109,9 @@ def _inspect(path: Path) -> Shard:
                      dict(reader.attrs), record, reader.ids, reader.labels, arrays)
 
 
-def _check_same(shards: list[Shard]) -> None:
-    """One space, one kind, one sharded run."""
+def _check_same(shards: list[Shard], with_rows: list[Shard]) -> None:
+    """One space, one kind, one sharded run; the same ids, labels and arrays in every shard ``with_rows``
+    (a shard of no rows never saw any)."""
     first = shards[0]
     for shard in shards[1:]:
         for what, mine, theirs in (("kind", shard.kind, first.kind), ("dims", shard.dim, first.dim),
@@ -130,13 +131,12 @@ def _check_same(shards: list[Shard]) -> None:
             if shard.attrs.get(key) != first.attrs.get(key):
                 raise DataError(f"relcli.{key} differs from {first.path}'s: shards of one merge are made by one command "
                                 "with the same options (apply a saved map: translate --map)", shard.path)
-    rows = [shard for shard in shards if shard.n_rows]  # a shard of no rows never saw the ids or arrays of one
-    for shard in rows[1:]:
-        if set(shard.arrays) != set(rows[0].arrays):
-            raise DataError(f"holds arrays {sorted(shard.arrays)}, but {rows[0].path} holds {sorted(rows[0].arrays)}",
-                            shard.path)
-        if (shard.ids is None) != (rows[0].ids is None) or (shard.labels is None) != (rows[0].labels is None):
-            raise DataError(f"ids/labels present in one of this shard and {rows[0].path} but not the other", shard.path)
+    first = with_rows[0]
+    for shard in with_rows[1:]:
+        if set(shard.arrays) != set(first.arrays):
+            raise DataError(f"holds arrays {sorted(shard.arrays)}, but {first.path} holds {sorted(first.arrays)}", shard.path)
+        if (shard.ids is None) != (first.ids is None) or (shard.labels is None) != (first.labels is None):
+            raise DataError(f"ids/labels present in one of this shard and {first.path} but not the other", shard.path)
 
 
 def _order(shards: list[Shard]) -> list[Shard]:
@@ -274,8 +274,8 @@ def merge(
         if real == os.path.realpath(output):
             raise UsageError("is one of the shards and the output (-o): write the merged file elsewhere", path)
     every = _order([_inspect(p) for p in paths])
-    _check_same(every)
     shards = [s for s in every if s.n_rows] or every[:1]  # the rows come from these (an empty shard adds none)
+    _check_same(every, shards)
     first = shards[0]
     ids = _concat_ids([s.ids for s in shards])
     labels = _concat_ids([s.labels for s in shards])
@@ -304,7 +304,7 @@ def merge(
     attrs["provenance"] = provenance("merge", {**parameters, "step": _step(first.attrs.get("provenance"))},
                                      [s.path for s in every])
     if virtual:
-        _write_virtual(output, shards, [rel for rel, s in zip(relative, every) if s in shards], total, ids, labels,
+        _write_virtual(output, shards, [rel for rel, s in zip(relative, every) if s.n_rows], total, ids, labels,
                        numeric, id_like, attrs)
         if progress is not None:
             progress("merge", total, total)

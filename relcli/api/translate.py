@@ -92,7 +92,8 @@ def translate(
             translation = load_translation(map, src, reverse, read_space(reader.attrs, src), force)
         else:
             translation = fit_translation(reader, src, tgt_anchors, src_anchors, method, options, seed, torch_device,
-                                          reverse=save_map is not None, min_score=min_score, force=force)
+                                          reverse=save_map is not None, min_score=min_score, force=force,
+                                          confidence=confidence)
         translator = translation.translator.to(torch_device, compute_dtype_of(reader.dtype))
         if reader.dim != translator.source_dim_:
             raise DataError(f"dimension mismatch: {src.name} has {reader.dim} dims, the map expects {translator.source_dim_}", src)
@@ -103,12 +104,6 @@ def translate(
                                           translation.inputs),
                  **({SPACE_KEY: translation.output_space} if translation.output_space else {})}
         columns_of = None
-        from relcli.core.selection import MIN_ANCHORS
-
-        if confidence and not translation.selection.estimate:  # too few anchors to hold out: no fold models
-            raise DataError(f"--confidence needs the cross-validation's fold models, and {translation.info['anchors']} "
-                            f"anchors are too few to hold any out (use {MIN_ANCHORS} or more); nothing was written",
-                            tgt_anchors)
         if confidence:
             for model in translation.selection.chosen.fold_models:
                 model.to(torch_device, compute_dtype_of(reader.dtype))

@@ -250,10 +250,10 @@ class CKASums:
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if self.n == 0:
             f64 = dict(dtype=torch.float64, device=x.device)
-            self.shift_x = x.to(torch.float64).mean(dim=0)
-            self.shift_y = y.to(device=x.device, dtype=torch.float64).mean(dim=0)
-            self.scale_x = _unit_scale(x.to(torch.float64), self.shift_x)
-            self.scale_y = _unit_scale(y.to(device=x.device, dtype=torch.float64), self.shift_y)
+            self.shift_x = x.mean(dim=0, dtype=torch.float64)  # summed in float64, no float64 copy of the chunk
+            self.shift_y = y.mean(dim=0, dtype=torch.float64).to(x.device)
+            self.scale_x = _unit_scale(x[:_CKA_ROWS].to(torch.float64), self.shift_x)  # a few thousand rows suffice
+            self.scale_y = _unit_scale(y[:_CKA_ROWS].to(device=x.device, dtype=torch.float64), self.shift_y)
             self.xx, self.yy = torch.zeros(x.shape[1], x.shape[1], **f64), torch.zeros(y.shape[1], y.shape[1], **f64)
             self.yx = torch.zeros(y.shape[1], x.shape[1], **f64)
             self.sx, self.sy = torch.zeros(x.shape[1], **f64), torch.zeros(y.shape[1], **f64)

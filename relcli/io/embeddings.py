@@ -91,6 +91,14 @@ class Prepared:
     extras: dict[str, np.ndarray]
 
 
+def _smallest(dtype) -> float:
+    """The smallest positive value of a torch float dtype (a subnormal: the normal minimum times eps)."""
+    import torch
+
+    info = torch.finfo(dtype)
+    return info.smallest_normal * info.eps
+
+
 class EmbeddingWriter:
     """Write an embedding file chunk by chunk, atomically.
 
@@ -257,10 +265,9 @@ class EmbeddingWriter:
         in float32, a row of 1e-9s in float16): their direction is lost, as an overflow's is."""
         import torch
 
-        itemsize = chunk.element_size() if hasattr(chunk, "element_size") else np.asarray(chunk).itemsize
-        if tensor.numel() == 0 or itemsize <= tensor.element_size() and not (
-                self.dtype == "float16" and getattr(chunk, "dtype", None) == torch.bfloat16):
-            return []  # no narrower type: nothing can vanish
+        source_dtype = chunk.dtype if hasattr(chunk, "detach") else torch.from_numpy(np.asarray(chunk)[:0]).dtype
+        if tensor.numel() == 0 or not source_dtype.is_floating_point or _smallest(tensor.dtype) <= _smallest(source_dtype):
+            return []  # the output reaches every nonzero value the input can hold (integers are at least 1)
         empty = tensor.abs().amax(dim=1) == 0  # 3× faster than ~any(dim=1) on the CPU
         if not bool(empty.any()):
             return []

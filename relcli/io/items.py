@@ -94,9 +94,7 @@ def _column(frame, name: str | None, option: str, path: Path):
         isinstance(v, str) and INTEGER.fullmatch(v) for v in values
     ):
         return np.array([int(v) for v in values], dtype=np.int64)
-    if all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in values):
-        return whole_number_array(np.asarray(values, dtype=np.float64), "labels" if "label" in option else "ids", path)
-    return [str(v) for v in values]
+    return whole_number_array(values, "labels" if "label" in option else "ids", path)  # text, or JSON numbers
 
 
 def _default_column(frame, given: str | None, default: str) -> str | None:

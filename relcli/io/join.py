@@ -160,21 +160,24 @@ def hash_pair(pair: tuple[str, str]) -> bool:
     return pair[0].startswith("#")
 
 
+def _id_lines(data: bytes, where) -> list[str]:
+    return [line.strip(ID_LINE_SPACE) for line in text_lines(data, where) if line.strip(ID_LINE_SPACE)]
+
+
 def read_id_list(path: str | os.PathLike) -> list[str]:
     """Ids from a .txt file (one per line, UTF-8), from standard input (``-``, the same) or from the ids
     of any embedding file. Lines are split at line feeds only and stripped of ASCII spaces: an id may
     hold a no-break or line-separator character, as a word of a ``.vec`` file may."""
-    if str(path) == "-" or Path(path).suffix.lower() == ".txt":
-        if str(path) == "-":
-            import sys
+    if str(path) == "-":
+        import sys
 
-            where, data = "<stdin>", getattr(sys.stdin, "buffer", sys.stdin).read()
-        elif not Path(path).is_file():
+        stdin = sys.stdin
+        return _id_lines(stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode("utf-8"), "<stdin>")
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        if not path.is_file():
             raise FileFormatError("no such id list", path)
-        else:
-            where, data = path, Path(path).read_bytes()
-        data = data.encode("utf-8") if isinstance(data, str) else data
-        return [line.strip(ID_LINE_SPACE) for line in text_lines(data, where) if line.strip(ID_LINE_SPACE)]
+        return _id_lines(path.read_bytes(), path)
     from relcli.io.embeddings import open_embeddings
 
     with open_embeddings(path) as reader:
