@@ -40,7 +40,7 @@ def _pairs(target, source, positions: np.ndarray, device, dtype, join: list[str]
 
 
 def fit_streamed(src_reader, src: Path, tgt_anchors: Path, src_anchors, method: str, options: dict, seed: int,
-                 device, reverse: bool):
+                 device, reverse: bool, objective: str = "auto"):
     """(selection with the map fitted on every anchor, target stats, reverse map or None)."""
     from relcli.core.moments import AnchorMoments
     from relcli.core.registry import make_translator
@@ -69,7 +69,8 @@ def fit_streamed(src_reader, src: Path, tgt_anchors: Path, src_anchors, method: 
             sample = np.sort(np.random.default_rng(seed).choice(target.n_rows, SAMPLE_ANCHORS, replace=False))
             xs = source.read_rows(positions[sample]).to(device=device, dtype=dtype)
             ys = target.read_rows(sample).to(device=device, dtype=dtype)
-            selection = select_translator(xs, ys, method, options, seed, None if stats is None else stats.mean_norm)
+            selection = select_translator(xs, ys, method, options, seed, None if stats is None else stats.mean_norm,
+                                          objective=objective)
             twin = selection.translator.frozen()
             centre = (None, None)
             if twin.method == "irp" and twin.center:
@@ -88,7 +89,7 @@ def fit_streamed(src_reader, src: Path, tgt_anchors: Path, src_anchors, method: 
             backward = None
             if reverse:
                 chosen = selection.chosen
-                sample_fit = make_translator(chosen.method, seed=seed, **chosen.options).fit(ys, xs)
+                sample_fit = make_translator(chosen.method, seed=seed, objective=selection.objective, **chosen.options).fit(ys, xs)
                 backward = sample_fit.frozen().fit_moments(moments.reversed())
         finally:
             if source is not src_reader:

@@ -58,7 +58,7 @@ def _check_rows(vectors, keys: list[str], path, what: str, need_direction: bool)
 def fit_translation(
     src_reader, src: Path, tgt_anchors, src_anchors, method: str, options: dict, seed: int, device,
     reverse: bool = False, min_score: float | None = None, force: bool = False, target_of=None,
-    confidence: bool = False,
+    confidence: bool = False, objective: str = "auto",
 ) -> Translation:
     """Cross-validate and fit ``method`` (or ``auto``) on parallel anchors: the target anchors, and the
     source rows with the same ids (or ``src_anchors``, matched by id). ``reverse`` also fits the map
@@ -66,11 +66,14 @@ def fit_translation(
     error, before anything is written; so is no estimate at all (too few anchors) when ``min_score`` or
     ``confidence`` (the fold models' per-row agreement) needs one. ``src`` and ``src_anchors`` must share a recorded space
     unless ``force``, and so must ``target_of`` ((path, space) of what the output feeds, e.g. a head)
-    and ``tgt_anchors``: both checked before any fitting."""
+    and ``tgt_anchors``: both checked before any fitting. ``objective``: what the estimate weighs
+    (``relcli.core._scoring``)."""
     from relcli.core.registry import make_translator
+    from relcli.core._scoring import check_objective
     from relcli.core.selection import POOR_SCORE, select_translator
     from relcli.io.embeddings import open_embeddings
 
+    check_objective(objective)
     if min_score is not None and not -1.0 <= min_score <= 1.0:
         raise UsageError(f"--min-score must be in [-1, 1], the range of the estimated score; got {min_score:g}")
 
@@ -89,14 +92,14 @@ def fit_translation(
     if streamed:
         with blame(tgt_anchors):
             selection, _, backward = fit_streamed(src_reader, src, tgt_anchors, src_anchors, method, options, seed, device,
-                                                  reverse)
+                                                  reverse, objective)
         translation = _describe(selection, method, inputs, spaces)
         translation.info["streamed"] = {"anchors": peek.n_rows, "sample": SAMPLE_ANCHORS}
         translation.notes.append(f"{peek.n_rows:,} anchors: the method was chosen on a sample of {SAMPLE_ANCHORS:,} and "
                                  "fitted on all of them, streaming")
         translation.info["anchors"] = peek.n_rows
         translation.reverse = backward
-        _report(translation, tgt_anchors, method, POOR_SCORE, min_score, confidence)
+        _report(translation, tgt_anchors, method, POOR_SCORE, min_score, confidence, objective)
         return translation
     target = load_anchors(tgt_anchors, device)
     if src_anchors is not None:
@@ -115,30 +118,33 @@ def fit_translation(
     _check_rows(source_vectors, target.join_keys, source_path, "source anchors", True)
     _check_rows(target_vectors, target.keys, tgt_anchors, "target anchors", False)
     with blame(tgt_anchors):
-        selection = select_translator(source_vectors, target_vectors, method, options, seed, target.stats.mean_norm)
+        selection = select_translator(source_vectors, target_vectors, method, options, seed, target.stats.mean_norm,
+                                      objective=objective)
     translation = _describe(selection, method, inputs, spaces)
     if src_anchors is not None and len(source.keys) > source_vectors.shape[0]:
         translation.warnings.append(
             f"{len(source.keys) - source_vectors.shape[0]:,} of the {len(source.keys):,} anchors of {source_path.name} are "
             f"not in {tgt_anchors.name}: fitted on the {source_vectors.shape[0]:,} they share")
-    _report(translation, tgt_anchors, method, POOR_SCORE, min_score, confidence)
+    _report(translation, tgt_anchors, method, POOR_SCORE, min_score, confidence, objective)
     if reverse:
         chosen = selection.chosen
         with blame(tgt_anchors):
-            translation.reverse = make_translator(chosen.method, seed=seed, **chosen.options).fit(target_vectors, source_vectors)
+            translation.reverse = make_translator(chosen.method, seed=seed, objective=selection.objective,
+                                                  **chosen.options).fit(target_vectors, source_vectors)
     return translation
 
 
 def _describe(selection, method: str, inputs: list, spaces: dict) -> Translation:
     translator = selection.translator
-    info = {"method": translator.method, "requested": method, **translator.get_params(), "anchors": selection.anchors,
-            **translator.diagnostics(), "estimate": selection.estimate, "selection": selection.record()}
+    info = {"method": translator.method, "requested": method, **translator.get_params(),
+            "objective": selection.objective, "anchors": selection.anchors, **translator.diagnostics(), "estimate": selection.estimate, "selection": selection.record()}
     return Translation(translator, info, inputs, selection, spaces=spaces)
 
 
 def _report(translation: Translation, path: Path, requested: str, poor: float, min_score: float | None,
-            confidence: bool) -> None:
-    """The one-line summary of the estimate, the gate, warnings, and details for -v."""
+            confidence: bool, objective: str) -> None:
+    """The one-line summary of the estimate, the gate, warnings, and details for -v. ``objective``: as
+    requested (the selection holds what it resolved to)."""
     from relcli.core.selection import MIN_ANCHORS
 
     info, selection = translation.info, translation.selection
@@ -153,10 +159,14 @@ def _report(translation: Translation, path: Path, requested: str, poor: float, m
             f"{path}: {info['anchors']} anchors are too few to hold any out: no quality estimate (use {MIN_ANCHORS} or more)")
     else:
         chose = f"auto chose {selection.chosen.name}" if requested == "auto" else selection.chosen.name
+        retrieval = selection.objective == "retrieval"
+        why = (", retrieval only: some source anchors have several target anchors (a dictionary; --objective all to "
+               "weigh R² too)" if retrieval and objective == "auto" else ", retrieval only" if retrieval else "")
         translation.notes.append(
-            f"{chose}: estimated held-out score {estimate['score']:.3f} ± {estimate['spread']:.3f} (anchor retrieval "
-            f"MRR {estimate['mrr']:.3f}, top-1 {estimate['top1']:.3f}, neighbour recall@10 {estimate['recall10']:.3f}, "
-            f"reconstruction R² {estimate['r2']:.3f}; {len(selection.chosen.fold_models)} folds of {selection.anchors} anchors)"
+            f"{chose}: estimated held-out {'retrieval ' if retrieval else ''}score {estimate['score']:.3f} ± "
+            f"{estimate['spread']:.3f} (anchor retrieval MRR {estimate['mrr']:.3f}, top-1 {estimate['top1']:.3f}, neighbour "
+            f"recall@10 {estimate['recall10']:.3f}, reconstruction R² {estimate['r2']:.3f}; "
+            f"{len(selection.chosen.fold_models)} folds of {selection.anchors} anchors{why})"
         )
         for candidate in selection.candidates:
             scored = f"score {candidate.scores['score']:.3f}" if candidate.error is None else f"failed: {candidate.error}"
@@ -211,7 +221,9 @@ def load_translation(map_path, src: Path, reverse: bool = False, src_space=None,
     return Translation(translator, info, [src, Path(map_path)], spaces=spaces)
 
 
-def check_map_options(map_path, src_anchors, options: dict, method: str) -> None:
+def check_map_options(map_path, src_anchors, options: dict, method: str, objective: str = "auto") -> None:
     """A saved map is applied as it was fitted: fitting options with --map are a usage error."""
-    if map_path is not None and (src_anchors is not None or method != "auto" or any(v is not None for v in options.values())):
-        raise UsageError("--map applies a saved map as it was fitted: drop --src-anchors, --method and the fitting options")
+    fitting = src_anchors is not None or method != "auto" or objective != "auto" or any(v is not None for v in options.values())
+    if map_path is not None and fitting:
+        raise UsageError("--map applies a saved map as it was fitted: drop --src-anchors, --method, --objective and the "
+                         "fitting options")

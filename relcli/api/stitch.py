@@ -304,6 +304,7 @@ def stitch_run(
     output,
     src_anchors=None,
     method: str = "auto",
+    objective: str = "auto",
     center: bool | None = None,
     scaling: str | None = None,
     rcond: float | str | None = None,
@@ -324,7 +325,7 @@ def stitch_run(
     """Translate ``src`` into the head's space and classify it, in one pass (no file in between).
 
     The translator is chosen and checked on the anchors as in ``translate`` (``method="auto"``,
-    the quality estimate, ``min_score``). The target anchors must be in the head's recorded space
+    ``objective``, the quality estimate, ``min_score``). The target anchors must be in the head's recorded space
     (and ``src`` in the source anchors') unless ``force``.
     """
     from relcli.api._translation import fit_translation
@@ -346,7 +347,8 @@ def stitch_run(
     with open_embeddings(src, key=key) as reader:
         expect_kind(reader, ("embeddings", "anchors"), "--src")
         translation = fit_translation(reader, src, tgt_anchors, src_anchors, method, options, seed, torch_device,
-                                      min_score=min_score, force=force, target_of=(head, scorer.space))
+                                      min_score=min_score, force=force, target_of=(head, scorer.space),
+                                      objective=objective)
         translator = translation.translator.to(torch_device, compute_dtype_of(reader.dtype))
         if scorer.input_dim is not None and translator.target_dim_ != scorer.input_dim:
             raise DataError(f"dimension mismatch of a head: the target anchors have {translator.target_dim_} dims, head "

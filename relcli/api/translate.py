@@ -29,6 +29,7 @@ def translate(
     tgt_anchors=None,
     src_anchors=None,
     method: str = "auto",
+    objective: str = "auto",
     center: bool | None = None,
     scaling: str | None = None,
     rcond: float | str | None = None,
@@ -55,7 +56,10 @@ def translate(
 
     ``method="auto"`` cross-validates every method on the anchors and keeps the best; any method
     gets a quality estimate (``Result.scores["estimate"]``), and ``min_score`` makes a poor one an
-    error before anything is written. Fitting options left at None take the method's own default.
+    error before anything is written. ``objective``: what ``auto`` maximises and the estimate measures
+    (``"all"``: retrieval and reconstruction; ``"retrieval"``: for search and word translation;
+    ``"auto"``: retrieval when some source anchor has several target anchors, a dictionary, else all).
+    Fitting options left at None take the method's own default.
     ``confidence`` writes a per-row ``confidence`` array (agreement of the cross-validation fold
     models, in [-1, 1]). ``save_map`` also writes the fitted map and its reverse (both files or
     neither); ``map`` applies a saved map, ``reverse`` its reverse (target → source). ``shard``
@@ -80,7 +84,7 @@ def translate(
             raise UsageError("--save-map and -o name the same file", save_map)
     if (map is None) == (tgt_anchors is None):
         raise UsageError("give either --tgt-anchors (to fit a map) or --map (to apply a saved one)")
-    check_map_options(map, src_anchors, options, method)
+    check_map_options(map, src_anchors, options, method, objective)
     if map is not None and (min_score is not None or confidence):
         raise UsageError("--min-score and --confidence need a fit: use --tgt-anchors, not --map")
     if reverse and map is None:
@@ -93,7 +97,7 @@ def translate(
         else:
             translation = fit_translation(reader, src, tgt_anchors, src_anchors, method, options, seed, torch_device,
                                           reverse=save_map is not None, min_score=min_score, force=force,
-                                          confidence=confidence)
+                                          confidence=confidence, objective=objective)
         translator = translation.translator.to(torch_device, compute_dtype_of(reader.dtype))
         if reader.dim != translator.source_dim_:
             raise DataError(f"dimension mismatch: {src.name} has {reader.dim} dims, the map expects {translator.source_dim_}", src)

@@ -14,6 +14,7 @@ from relcli.core import registry
 DEFAULT_BATCH = None
 
 MethodName = Literal[tuple(registry.METHODS)]  # type: ignore[valid-type]
+ObjectiveName = Literal[tuple(registry.OBJECTIVES)]  # type: ignore[valid-type]
 ScalingName = Literal[tuple(registry.SCALINGS)]  # type: ignore[valid-type]
 StrategyName = Literal[tuple(registry.STRATEGIES)]  # type: ignore[valid-type]
 HeadName = Literal[tuple(registry.HEADS)]  # type: ignore[valid-type]
@@ -74,6 +75,8 @@ Aggregate = Annotated[AggregateName, typer.Option("--aggregate", help="How sever
 
 # -- translation (translate, stitch run; a subset for invert) ------------------------------------
 Method = Annotated[MethodName, typer.Option("--method", "-m", help=registry.choices_help(registry.METHODS))]
+Objective = Annotated[ObjectiveName, typer.Option(
+    "--objective", help="What auto maximises and the quality estimate measures: " + registry.choices_help(registry.OBJECTIVES))]
 MinScore = Annotated[
     Optional[float],
     typer.Option("--min-score", help="Exit 1 and write nothing when the quality estimate (held-out anchor score, "

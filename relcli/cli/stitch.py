@@ -120,6 +120,7 @@ def run(
     output: opt.Output,
     src_anchors: Annotated[Optional[Path], typer.Option("--src-anchors", help="Source anchors parallel to --tgt-anchors.")] = None,
     method: opt.Method = "auto",
+    objective: opt.Objective = "auto",
     center: opt.Center = None,
     scaling: opt.Scaling = None,
     rcond: opt.Rcond = None,
@@ -149,7 +150,7 @@ def run(
     with ProgressBar() as bar:
         result = api.stitch_run(
             src=src, tgt_anchors=tgt_anchors, head=head, output=output, src_anchors=src_anchors, method=method,
-            center=center, scaling=scaling, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold,
+            objective=objective, center=center, scaling=scaling, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold,
             subspaces=subspaces, allow_rank_deficient=allow_rank_deficient, min_score=min_score,
             shard=shard, rows=rows, drop_invalid=drop_invalid, seed=seed,
             key=key, batch_size=batch_size, force=force, device=settings.device, progress=bar,

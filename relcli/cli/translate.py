@@ -22,6 +22,7 @@ def translate(
         typer.Option("--src-anchors", help="Source-space anchors parallel to --tgt-anchors (default: --src rows with the same ids)."),
     ] = None,
     method: opt.Method = "auto",
+    objective: opt.Objective = "auto",
     center: opt.Center = None,
     scaling: opt.Scaling = None,
     rcond: opt.Rcond = None,
@@ -68,7 +69,7 @@ def translate(
 
     with ProgressBar() as bar:
         result = api.translate(
-            src, output=output, tgt_anchors=tgt_anchors, src_anchors=src_anchors, method=method, center=center,
+            src, output=output, tgt_anchors=tgt_anchors, src_anchors=src_anchors, method=method, objective=objective, center=center,
             scaling=scaling, rcond=opt.parse_rcond(rcond), prune_threshold=prune_threshold, subspaces=subspaces,
             allow_rank_deficient=allow_rank_deficient, min_score=min_score, confidence=confidence, save_map=save_map,
             map=map_file, reverse=reverse, shard=shard, rows=rows, drop_invalid=drop_invalid,

@@ -58,6 +58,7 @@ def select_rcond(
     grid: tuple[float, ...] = RCOND_GRID,
     folds: int = AUTO_FOLDS,
     seed: int = 0,
+    objective: str = "auto",
 ) -> tuple[float, dict[str, dict[str, float]]]:
     """Choose IRP's cut-off by k-fold cross-validation over the anchors themselves.
 
@@ -68,12 +69,13 @@ def select_rcond(
     encoders retrieval peaks at small cut-offs and direction, what a stitched classifier needs,
     at larger ones). ``anchor_relative`` is the k × k relative matrix of the anchor items (row i:
     item i against every anchor); ``unit_targets`` the row-normalised (centred) target anchors.
+    ``objective``: what the score weighs (``relcli.core._scoring``).
     Returns the best cut-off (smallest among equals) and every cut-off's mean scores.
     """
     k = unit_targets.shape[0]
     device, dtype = unit_targets.device, unit_targets.dtype
     per_cut: dict[float, list[dict[str, float]]] = {c: [] for c in grid}
-    gallery = Gallery(unit_targets, direction_groups(anchor_relative))  # one source direction: one group
+    gallery = Gallery(unit_targets, direction_groups(anchor_relative), objective)  # one source direction: one group
     for held in fold_indices(k, folds, seed, gallery.groups):
         held = held.to(device)
         kept = torch.ones(k, dtype=torch.bool, device=device)

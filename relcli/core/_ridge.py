@@ -34,15 +34,16 @@ def ridge_solve(gram: torch.Tensor, cross: torch.Tensor, penalty: float) -> torc
 
 def ridge_loo(
     xs: torch.Tensor, ys: torch.Tensor, to_target: Callable[[torch.Tensor], torch.Tensor], gallery: torch.Tensor,
-    grid: tuple[float, ...] = ALPHA_GRID,
+    grid: tuple[float, ...] = ALPHA_GRID, objective: str = "auto",
 ) -> tuple[torch.Tensor, float, dict[str, dict[str, float]]]:
     """(R (D × D'), the chosen α, every α's leave-one-out scores). ``to_target`` maps standardised
-    predictions back to the target space, where they are scored against ``gallery`` (the raw target anchors)."""
+    predictions back to the target space, where they are scored against ``gallery`` (the raw target
+    anchors) for ``objective``."""
     k = xs.shape[0]
     u, sigma, vh = torch.linalg.svd(xs, full_matrices=False)
     uty, u_squared = u.T @ ys, u.square()
     rows = torch.arange(k, device=xs.device)
-    prepared = Gallery(gallery, source_groups(xs))
+    prepared = Gallery(gallery, source_groups(xs), objective)
     scores: dict[str, dict[str, float]] = {}
     for alpha in grid:
         denominator = sigma.square() + alpha * k

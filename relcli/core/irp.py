@@ -26,6 +26,7 @@ from relcli.core._common import DEFAULT_CHUNK_ROWS, check_matrix, check_rows, l2
 from relcli.core._estimator import Estimator
 from relcli.core._irp_cutoff import AUTO_MIN_ANCHORS, FALLBACK_RCOND, farthest_point_subset, select_rcond
 from relcli.core._linalg import Spectrum
+from relcli.core._scoring import check_objective
 from relcli.core._translator import Translator, check_fit_size, check_parallel
 from relcli.errors import DataError, FileFormatError, RowsError, UsageError
 
@@ -46,6 +47,7 @@ class _IRPParams:
         subspaces: int = 1,
         allow_rank_deficient: bool = False,
         seed: int = 0,
+        objective: str = "auto",
     ):
         self.rcond = rcond
         self.center = center
@@ -53,8 +55,10 @@ class _IRPParams:
         self.subspaces = subspaces
         self.allow_rank_deficient = allow_rank_deficient
         self.seed = seed
+        self.objective = objective
 
     def _check_params(self) -> None:
+        check_objective(self.objective)
         number = (int, float)
         if self.rcond != "auto" and not (
             isinstance(self.rcond, number) and not isinstance(self.rcond, bool) and 0.0 <= float(self.rcond) < 1.0
@@ -133,7 +137,7 @@ class InverseRelativeProjection(_IRPParams, Estimator):
     ``center`` centre the target anchors on their mean (the relative rows must have been made
     with centring too); ``prune_threshold`` δ and ``subspaces`` ω of the FPS pruning (0 and 1: every
     anchor, one plain pseudo-inverse); ``allow_rank_deficient`` accept fewer than d_Y anchors;
-    ``seed`` of FPS and of the cross-validation folds.
+    ``seed`` of FPS and of the cross-validation folds; ``objective`` what they score (``relcli.core._scoring``).
 
     Learned state: ``subsets_`` (ω, k) bool, ``inverse_`` (ω, k, d_Y) with P_s = (Â_{Y,S}ᵀ)⁺ and
     zero rows outside S, per subspace ``condition_numbers_`` (σ_max/σ_min of Â_{Y,S}),
@@ -202,7 +206,7 @@ class InverseRelativeProjection(_IRPParams, Estimator):
             return float(self.rcond), {}
         if anchor_relative is None or unit_y.shape[0] < AUTO_MIN_ANCHORS:
             return FALLBACK_RCOND, {}
-        return select_rcond(anchor_relative.to(device=unit_y.device), unit_y, seed=self.seed)
+        return select_rcond(anchor_relative.to(device=unit_y.device), unit_y, seed=self.seed, objective=self.objective)
 
     def _check_state(self) -> None:
         omega, k, d_y = self.inverse_.shape

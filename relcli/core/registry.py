@@ -17,7 +17,7 @@ from relcli.errors import UsageError
 TRANSLATORS: dict[str, tuple[str, str]] = {
     "irp": ("relcli.core.irp:IRP", "inverse relative projection, folded into one d_X x d_Y map"),
     "procrustes": ("relcli.core.translate:Procrustes",
-                   "orthogonal map between the standardised anchors; the one for word translation"),
+                   "orthogonal map between the standardised anchors (MUSE's for word translation)"),
     "linear": ("relcli.core.translate:LinearTranslator", "least-squares linear map"),
     "affine": ("relcli.core.translate:AffineTranslator", "least-squares map with a bias (equals linear under standard scaling)"),
     "ortho-linear": ("relcli.core.translate:OrthoLinearTranslator", "least squares, then the nearest orthogonal map"),
@@ -27,6 +27,13 @@ TRANSLATORS: dict[str, tuple[str, str]] = {
 METHODS: dict[str, str] = {
     "auto": "cross-validate every method on the anchors and keep the best",
     **{name: entry[1] for name, entry in TRANSLATORS.items()},
+}
+
+#: what ``--objective`` accepts: what ``auto`` maximises and the quality estimate measures (``relcli.core._scoring``).
+OBJECTIVES: dict[str, str] = {
+    "auto": "retrieval when some source anchor has several target anchors (a dictionary), else all",
+    "all": "retrieval, neighbourhoods and reconstruction R2 (for classifiers and general use)",
+    "retrieval": "retrieval and neighbourhoods only (search, word translation)",
 }
 
 HEADS: dict[str, tuple[str, str]] = {
@@ -91,17 +98,21 @@ def options_of(method: str) -> list[str]:
     return _parameters(translator_class(method))
 
 
+#: options given to every method that takes them, and ignored by the others
+GENERAL_OPTIONS = ("seed", "objective")
+
+
 def make_translator(method: str, **options: Any):
     """An unfitted translator of ``method`` with ``options``; None means the method's default.
 
     An option the method does not take is a ``UsageError`` that says which methods take it,
-    e.g. ``center`` with ``procrustes``. ``seed`` goes to every method that uses one.
+    e.g. ``center`` with ``procrustes``. ``seed`` and ``objective`` go to every method that uses them.
     """
     cls = translator_class(method)
     accepted = _parameters(cls)
     given = {name: value for name, value in options.items() if value is not None}
     for name in given:
-        if name not in accepted and name != "seed":
+        if name not in accepted and name not in GENERAL_OPTIONS:
             takers = [m for m in TRANSLATORS if name in options_of(m)]
             flag = "--" + name.replace("_", "-")
             where = f"it applies to {', '.join(takers)}" if takers else "no method takes it"

@@ -8,7 +8,8 @@ The fold models also give a **per-row confidence**: how much the K fold translat
 with the full model's (rows that the anchors pin down agree; rows far from every anchor do not).
 
 ``--method auto`` cross-validates every candidate of ``AUTO_CANDIDATES``; an explicit method is
-cross-validated alone, so it gets the same estimate.
+cross-validated alone, so it gets the same estimate. The score weighs what ``objective`` says
+(``relcli.core._scoring``): retrieval and reconstruction, or retrieval alone (word translation).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from relcli.core._scoring import Gallery, fold_indices, mean_scores, source_groups
+from relcli.core._scoring import Gallery, check_objective, fold_indices, mean_scores, resolve_objective, source_groups
 from relcli.core.registry import make_translator
 from relcli.errors import DataError, RelcliError
 
@@ -73,14 +74,17 @@ class Selection:
     candidates: list[Candidate]
     output_mean: torch.Tensor = field(repr=False, default=None)
     anchors: int = 0
+    #: what the score weighed: "all" or "retrieval" (``relcli.core._scoring.resolve_objective``)
+    objective: str = "all"
 
     @property
     def estimate(self) -> dict[str, float]:
         return self.chosen.scores
 
     def record(self) -> dict[str, Any]:
-        return {"chosen": self.chosen.name, "estimate": self.estimate, "folds": len(self.chosen.fold_models),
-                "anchors": self.anchors, "candidates": [c.record() for c in self.candidates]}
+        return {"chosen": self.chosen.name, "objective": self.objective, "estimate": self.estimate,
+                "folds": len(self.chosen.fold_models), "anchors": self.anchors,
+                "candidates": [c.record() for c in self.candidates]}
 
     def confidence(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-row agreement of the fold models with the full model's translation ``y`` of ``x``:
@@ -97,7 +101,7 @@ class Selection:
 
 
 def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm, folds: int,
-                    gallery: Gallery | None = None) -> None:
+                    gallery: Gallery) -> None:
     """Fill ``candidate.scores`` (mean held-out scores and spread), its fold models and, where the
     folds needed it, its model fitted on every anchor; or its error.
 
@@ -105,13 +109,13 @@ def _cross_validate(candidate: Candidate, source, target, seed: int, target_norm
     fit on every anchor (which cross-validates it itself), and held fixed in the folds
     (``Translator.frozen``): not nested, so an estimate may be a little optimistic for such methods,
     at a fifth of the cost of nesting. A method that chooses nothing is fitted on every anchor only
-    if it wins (``select_translator``). ``gallery``: ``Gallery(target)``, when already built.
+    if it wins (``select_translator``). ``gallery``: the target anchors as a ``Gallery``, whose
+    objective the methods that tune on the anchors are given too.
     """
     k = source.shape[0]
     per_fold, models = [], []
-    gallery = gallery if gallery is not None else Gallery(target, source_groups(source))
     try:
-        template = make_translator(candidate.method, seed=seed, **candidate.options)
+        template = make_translator(candidate.method, seed=seed, objective=gallery.objective, **candidate.options)
         full = template.fit(source, target, target_norm) if template.tunes_on_anchors else None
         for held in fold_indices(k, folds, seed, gallery.groups):
             kept = torch.ones(k, dtype=torch.bool)
@@ -137,16 +141,20 @@ def select_translator(
     seed: int = 0,
     target_norm: float | None = None,
     folds: int = FOLDS,
+    objective: str = "auto",
 ) -> Selection:
     """Cross-validate ``method`` (or every auto candidate) on parallel anchors and refit the best.
 
     ``options`` given by the user (None = the method's default) apply to every candidate that
     takes them and rule out the candidates that contradict them (``center=True`` keeps only the
-    centred IRP). With fewer than MIN_ANCHORS anchors nothing can be held out: the estimate is
-    then empty and ``auto`` takes procrustes.
+    centred IRP). ``objective``: what the score weighs (``relcli.core._scoring.resolve_objective``:
+    ``auto`` is retrieval for anchors that pair a source row with several target rows). With fewer
+    than MIN_ANCHORS anchors nothing can be held out: the estimate is then empty and ``auto`` takes
+    procrustes.
     """
     from relcli.core.registry import options_of
 
+    check_objective(objective)
     given = {name: value for name, value in (options or {}).items() if value is not None}
     if method == "auto":
         pool = []
@@ -165,8 +173,10 @@ def select_translator(
     for rows, side in ((source, "source"), (target, "target")):
         if rows.shape[0] > 1 and bool((rows == rows[:1]).all()):
             raise DataError(f"the {side} anchors are all one vector: nothing to learn a translation from")
+    groups = source_groups(source)
+    objective = resolve_objective(objective, groups)
     if source.shape[0] >= MIN_ANCHORS:
-        gallery = Gallery(target, source_groups(source))  # the same for every candidate
+        gallery = Gallery(target, groups, objective)  # the same for every candidate
         for candidate in candidates:
             _cross_validate(candidate, source, target, seed, target_norm, folds, gallery)
         scored = [c for c in candidates if c.error is None]
@@ -178,10 +188,11 @@ def select_translator(
     translator = chosen.full_model
     if translator is None:
         try:
-            translator = make_translator(chosen.method, seed=seed, **chosen.options).fit(source, target, target_norm)
+            translator = make_translator(chosen.method, seed=seed, objective=objective, **chosen.options).fit(
+                source, target, target_norm)
         except DataError as exc:
             if not chosen.scores:
                 raise
             raise DataError(f"no method could be fitted on the anchors: {chosen.name}: {exc.message}") from None
     return Selection(translator, chosen, candidates, translator.transform(source, chunk_rows=None).mean(dim=0),
-                     source.shape[0])
+                     source.shape[0], objective)

@@ -21,6 +21,7 @@ from relcli.core._common import DEFAULT_CHUNK_ROWS, check_rows, compute_dtype, r
 from relcli.core._linalg import _polar, gram_solve, pinv_solve
 from relcli.core._translator import Translator, check_fit_size, check_parallel
 from relcli.core._ridge import ridge_loo, ridge_solve
+from relcli.core._scoring import check_objective
 from relcli.core.stats import guarded_scale
 from relcli.errors import DataError, FileFormatError, UsageError
 
@@ -235,20 +236,24 @@ class LinearTranslator(DirectTranslator):
     """Least squares, regularised; b = 0.
 
     ``rcond="auto"`` (the default): ridge R = (X_sᵀX_s + λI)⁻¹X_sᵀY_s with λ chosen by leave-one-out on
-    the anchors (``relcli.core._ridge``), which works below k = d too; ``alpha_`` is the chosen
-    λ/k and ``alpha_scores_`` every candidate's held-out scores. A number: the truncated
-    pseudo-inverse R = X_s⁺ Y_s keeping σ > rcond·σ_max (``alpha_`` = 0).
+    the anchors (``relcli.core._ridge``; scored for ``objective``, ``relcli.core._scoring``), which
+    works below k = d too; ``alpha_`` is the chosen λ/k and ``alpha_scores_`` every candidate's
+    held-out scores. A number: the truncated pseudo-inverse R = X_s⁺ Y_s keeping σ > rcond·σ_max
+    (``alpha_`` = 0).
     """
 
     method = "linear"
     _state = {**DirectTranslator._state, "alpha_": "float", "alpha_scores_": "dict"}
 
-    def __init__(self, scaling: str = "standard", rcond: float | str = "auto", alpha: float | None = None):
+    def __init__(self, scaling: str = "standard", rcond: float | str = "auto", alpha: float | None = None,
+                 objective: str = "auto"):
         super().__init__(scaling, rcond)
         self.alpha = alpha
+        self.objective = objective
 
     def _check_params(self) -> None:
         super()._check_params()
+        check_objective(self.objective)
         if self.alpha is not None and (isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float))
                                        or not 0 <= self.alpha < float("inf")):
             raise UsageError(f"alpha must be a number >= 0 or None (chosen by leave-one-out), got {self.alpha!r}")
@@ -260,7 +265,7 @@ class LinearTranslator(DirectTranslator):
         if self.alpha is not None:
             matrix = ridge_solve(xs.T @ xs, xs.T @ ys, float(self.alpha) * xs.shape[0])
             return matrix, zero, {"alpha_": float(self.alpha), "alpha_scores_": {}}
-        matrix, alpha, scores = ridge_loo(xs, ys, to_target, gallery)
+        matrix, alpha, scores = ridge_loo(xs, ys, to_target, gallery, objective=self.objective)
         return matrix, zero, {"alpha_": alpha, "alpha_scores_": scores}
 
     def _solve_moments(self, sxx, sxy, n, means):
@@ -280,8 +285,8 @@ class LinearTranslator(DirectTranslator):
             self.check_fitted()
         if self.rcond == "auto":
             return LinearTranslator(scaling=self.scaling, rcond="auto",
-                                    alpha=self.alpha_ if self.tunes_on_anchors else self.alpha)
-        return LinearTranslator(scaling=self.scaling, rcond=self.rcond)
+                                    alpha=self.alpha_ if self.tunes_on_anchors else self.alpha, objective=self.objective)
+        return LinearTranslator(scaling=self.scaling, rcond=self.rcond, objective=self.objective)
 
     def diagnostics(self) -> dict:
         facts = super().diagnostics()

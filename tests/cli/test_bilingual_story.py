@@ -10,7 +10,7 @@ import gzip
 import numpy as np
 
 from ._commands_helpers import evaluate_json
-from .conftest import invoke, load, ok
+from .conftest import assert_clean_error, invoke, load, ok
 
 WORDS, DIM = 400, 24
 
@@ -52,3 +52,37 @@ def test_vec_files_and_a_muse_dictionary_through_anchors_translate_and_evaluate(
     assert report["metrics"]["top1"] >= 0.95  # a rotation and a little noise: held-out words found
     ok(invoke("export", tmp_path / "en_in_fr.h5", "-o", tmp_path / "en_in_fr.vec"))
     assert (tmp_path / "en_in_fr.vec").read_text().split("\n", 1)[0].split() == [str(WORDS), str(DIM)]
+
+
+def test_a_many_to_many_dictionary_is_scored_for_retrieval_and_says_so(tmp_path):
+    """A word with two translations among the anchors makes `auto` score retrieval alone (issue 9: the
+    ridge map that R² favours loses word-translation precision); the line says why, provenance records
+    it, `--objective all` restores the weighing, and a saved map takes no objective."""
+    rng = np.random.default_rng(2)
+    english = rng.standard_normal((WORDS, DIM))
+    rotation, _ = np.linalg.qr(rng.standard_normal((DIM, DIM)))
+    french = np.vstack([english @ rotation, english[:60] @ rotation]) + 0.05 * rng.standard_normal((WORDS + 60, DIM))
+    (tmp_path / "en.vec").write_bytes(_vec(english, [f"w{i}" for i in range(WORDS)]))
+    (tmp_path / "fr.vec").write_bytes(_vec(french, [f"mot_{i}" for i in range(WORDS)] + [f"mot_{i}b" for i in range(60)]))
+    pairs = [(f"w{i}", f"mot_{i}") for i in range(300)] + [(f"w{i}", f"mot_{i}b") for i in range(60)]
+    (tmp_path / "dict.txt").write_text("".join(f"{a} {b}\n" for a, b in pairs))
+    for name in ("en", "fr"):
+        ok(invoke("import", tmp_path / f"{name}.vec", "-o", tmp_path / f"{name}.h5"))
+    (tmp_path / "ids.txt").write_text("".join(f"w{i}\n" for i in range(300)))
+    ok(invoke("anchors", tmp_path / "en.h5", "--ids", tmp_path / "ids.txt", "-n", 300, "-o", tmp_path / "en_a.h5"))
+    ok(invoke("anchors", tmp_path / "fr.h5", "--like", tmp_path / "en_a.h5", "--pairs", tmp_path / "dict.txt",
+              "-o", tmp_path / "fr_a.h5"))
+    fit = ["translate", "--src", tmp_path / "en.h5", "--src-anchors", tmp_path / "en_a.h5", "--tgt-anchors", tmp_path / "fr_a.h5"]
+    said = invoke(*fit, "--save-map", tmp_path / "map.safetensors", "-o", tmp_path / "out.h5")
+    ok(said)
+    assert "estimated held-out retrieval score" in said.stderr and "several target anchors (a dictionary" in said.stderr
+    parameters = load(tmp_path / "out.h5").attrs["provenance"]["parameters"]
+    assert parameters["objective"] == "retrieval" and parameters["selection"]["objective"] == "retrieval"
+    weighed = invoke(*fit, "--objective", "all", "-o", tmp_path / "all.h5")
+    ok(weighed)
+    assert "retrieval" not in weighed.stderr.split("estimated held-out")[1].split("(")[0]
+    assert load(tmp_path / "all.h5").attrs["provenance"]["parameters"]["objective"] == "all"
+    refused = invoke("translate", "--src", tmp_path / "en.h5", "--map", tmp_path / "map.safetensors", "--objective",
+                     "retrieval", "-o", tmp_path / "again.h5")
+    assert_clean_error(refused, 2, "--objective")
+    assert not (tmp_path / "again.h5").exists()
