@@ -160,8 +160,8 @@ def _report(translation: Translation, path: Path, requested: str, poor: float, m
     else:
         chose = f"auto chose {selection.chosen.name}" if requested == "auto" else selection.chosen.name
         retrieval = selection.objective == "retrieval"
-        why = (", retrieval only: some source anchors have several target anchors (a dictionary; --objective all to "
-               "weigh R² too)" if retrieval and objective == "auto" else ", retrieval only" if retrieval else "")
+        why = (", retrieval only: some source anchors have several different target anchors (a dictionary; --objective "
+               "all to weigh R² too)" if retrieval and objective == "auto" else ", retrieval only" if retrieval else "")
         translation.notes.append(
             f"{chose}: estimated held-out {'retrieval ' if retrieval else ''}score {estimate['score']:.3f} ± "
             f"{estimate['spread']:.3f} (anchor retrieval MRR {estimate['mrr']:.3f}, top-1 {estimate['top1']:.3f}, neighbour "

@@ -58,7 +58,7 @@ def translate(
     gets a quality estimate (``Result.scores["estimate"]``), and ``min_score`` makes a poor one an
     error before anything is written. ``objective``: what ``auto`` maximises and the estimate measures
     (``"all"``: retrieval and reconstruction; ``"retrieval"``: for search and word translation;
-    ``"auto"``: retrieval when some source anchor has several target anchors, a dictionary, else all).
+    ``"auto"``: retrieval when some source anchor has several different target anchors, a dictionary, else all).
     Fitting options left at None take the method's own default.
     ``confidence`` writes a per-row ``confidence`` array (agreement of the cross-validation fold
     models, in [-1, 1]). ``save_map`` also writes the fitted map and its reverse (both files or

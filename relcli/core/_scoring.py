@@ -27,11 +27,11 @@ rows y_h, searched among all k target anchors (a gallery, as a search index woul
 The objective ``all`` weighs reconstruction because a classifier trained on the target space needs
 its offset and scale. ``retrieval`` leaves R² out: it rewards a map that shrinks its outputs
 towards μ (least squares does, ridge more), and shrunk rows crowd around the rows nearest μ when
-each translated row searches the target space (word translation loses 5 to 12 points of
-precision@1 that way on noisy synthetic dictionaries). Where one source row has several target
-rows (a many-to-many dictionary), R² is no criterion at all: no single prediction can reproduce two
-different rows, and least squares rewards predicting their mean. So ``auto`` means ``retrieval``
-for such anchors and ``all`` otherwise.
+each translated row searches the target space (word translation lost up to 13 points of
+precision@1 that way on the synthetic dictionaries of ``benchmarks/dictionary.py``). Where one
+source row has several different target rows (a many-to-many dictionary), R² is no criterion at
+all: no single prediction can reproduce two different rows, and least squares rewards predicting
+their mean. So ``auto`` means ``retrieval`` for such anchors and ``all`` otherwise.
 """
 
 from __future__ import annotations
@@ -77,13 +77,17 @@ def check_objective(objective: str) -> None:
         raise UsageError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
 
 
-def resolve_objective(objective: str, groups: torch.Tensor | None) -> str:
-    """``objective``, with ``auto`` made ``retrieval`` when ``groups`` (``source_groups``) says that some
-    source row has several target rows, and ``all`` otherwise."""
+def resolve_objective(objective: str, groups: torch.Tensor | None, targets: torch.Tensor) -> str:
+    """``objective``, with ``auto`` made ``retrieval`` when some source row (``groups``, from
+    ``source_groups``) is paired with different rows of ``targets`` (k × d): a many-to-many dictionary.
+    Otherwise ``all``: a duplicated pair (a text that a corpus holds twice) is not a dictionary."""
     check_objective(objective)
     if objective != "auto":
         return objective
-    return "retrieval" if groups is not None else "all"
+    if groups is None:
+        return "all"
+    pairs = torch.cat([groups[:, None].to(targets), targets], dim=1)
+    return "retrieval" if torch.unique(pairs, dim=0).shape[0] > int(groups.max()) + 1 else "all"
 
 
 class Gallery:
@@ -98,7 +102,7 @@ class Gallery:
     def __init__(self, targets: torch.Tensor, groups: torch.Tensor | None = None, objective: str = "auto"):
         targets = targets.to(torch.float64)
         self.groups = None if groups is None else groups.to(targets.device)
-        self.objective = resolve_objective(objective, groups)
+        self.objective = resolve_objective(objective, self.groups, targets)
         self.rows = targets
         self.unit = _unit(targets).to(torch.float32)  # similarities only rank: float32 is plenty
         self.mean = targets.mean(dim=0)

@@ -31,7 +31,7 @@ METHODS: dict[str, str] = {
 
 #: what ``--objective`` accepts: what ``auto`` maximises and the quality estimate measures (``relcli.core._scoring``).
 OBJECTIVES: dict[str, str] = {
-    "auto": "retrieval when some source anchor has several target anchors (a dictionary), else all",
+    "auto": "retrieval when some source anchor has several different target anchors (a dictionary), else all",
     "all": "retrieval, neighbourhoods and reconstruction R2 (for classifiers and general use)",
     "retrieval": "retrieval and neighbourhoods only (search, word translation)",
 }

@@ -174,7 +174,7 @@ def select_translator(
         if rows.shape[0] > 1 and bool((rows == rows[:1]).all()):
             raise DataError(f"the {side} anchors are all one vector: nothing to learn a translation from")
     groups = source_groups(source)
-    objective = resolve_objective(objective, groups)
+    objective = resolve_objective(objective, groups, target)
     if source.shape[0] >= MIN_ANCHORS:
         gallery = Gallery(target, groups, objective)  # the same for every candidate
         for candidate in candidates:

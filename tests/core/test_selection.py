@@ -335,7 +335,8 @@ def test_a_dictionary_is_scored_for_retrieval_and_auto_translates_words_better()
     assert dictionary.chosen.method != "linear" and precision_at_1(dictionary) > precision_at_1(weighed) + 0.03
     assert dictionary.estimate["score"] == pytest.approx(retrieval_score(dictionary.estimate, len(target)))
     one_to_one = select_translator(source[:800], target[:800], "procrustes")
-    assert one_to_one.objective == "all"
+    repeated = select_translator(torch.cat([source[:800], source[:50]]), torch.cat([target[:800], target[:50]]), "procrustes")
+    assert one_to_one.objective == repeated.objective == "all"  # a pair listed twice is no dictionary
     assert select_translator(source[:800], target[:800], "procrustes", objective="retrieval").objective == "retrieval"
 
 
