@@ -27,8 +27,8 @@ import numpy as np
 
 #: (noise, offset, anchor strategy): noise in units of the mean spectrum, offset added to every dimension
 PAIRS = ((2.0, 1.0, "fps"), (3.0, 2.0, "fps"), (2.0, 1.0, "random"))
-RUNS = (("auto", {}), ("auto", {"objective": "all"}), ("procrustes", {}), ("linear", {}), ("irp", {"center": True}),
-        ("ortho-linear", {}))
+RUNS = (("auto", {}), ("auto", {"objective": "all"}), ("procrustes", {}), ("procrustes", {"scaling": "isotropic"}),
+        ("linear", {}), ("irp", {"center": True}), ("ortho-linear", {}))
 WORDS, DIM, ANCHORS, TWINS = 20_000, 300, 2_000, 0.3
 
 

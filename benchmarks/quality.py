@@ -45,7 +45,8 @@ from relcli.core.selection import POOR_SCORE
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_data"
 METHODS = (("auto", {}), ("irp", {"center": False, "allow_rank_deficient": True}),
-           ("irp", {"center": True, "allow_rank_deficient": True}), ("procrustes", {}), ("linear", {}),
+           ("irp", {"center": True, "allow_rank_deficient": True}), ("procrustes", {}),
+           ("procrustes", {"scaling": "isotropic"}), ("linear", {}),
            ("linear", {"rcond": 1e-3}), ("ortho-linear", {}))
 # the truth's verdict on a run: collapsed when stitching falls below half the native accuracy or
 # corpus-side neighbours are lost (recall@10 < 0.1); good when stitching keeps ≥ 0.9 of native
@@ -73,7 +74,8 @@ def log(message: str) -> None:
 
 
 def method_name(method: str, options: dict) -> str:
-    return method + (" --center" if options.get("center") else "") + (f" --rcond {options['rcond']:g}" if "rcond" in options else "")
+    return (method + (" --center" if options.get("center") else "") + (f" --rcond {options['rcond']:g}" if "rcond" in options else "")
+            + (f" --scaling {options['scaling']}" if "scaling" in options else ""))
 
 
 def verdict(record: dict) -> str:

@@ -4,7 +4,8 @@ its rows, flat in memory.
 The choices that need rows (``auto``'s cross-validation, IRP's cut-off, the ridge penalty) are made
 on a seeded sample of SAMPLE_ANCHORS anchors; the map is then fitted on every anchor pair from sums
 accumulated chunk by chunk (``relcli.core.moments``; one pass, two when IRP centres). The quality
-estimate is the sample's.
+estimate is the sample's. The objective is decided on every pair (``whole_objective``), not on the
+sample, where the two translations of a word would rarely both land.
 """
 
 from __future__ import annotations
@@ -20,6 +21,29 @@ from relcli.errors import DataError, describe_rows
 STREAM_ANCHORS = 20_000
 #: the anchors the cross-validation and the data-driven choices see then
 SAMPLE_ANCHORS = 4_096
+#: ``auto``'s objective is decided on at most this many source rows paired with several target rows
+OBJECTIVE_GROUPS = 1_024
+
+
+def whole_objective(objective: str, positions: np.ndarray, target):
+    """``objective``, with ``auto`` decided on every anchor pair: ``retrieval`` when some source row
+    (``positions``: the source row of each target anchor) is paired with different target rows
+    (``relcli.core._scoring.resolve_objective`` on the rows of the first OBJECTIVE_GROUPS such source
+    rows), else ``all``. Source rows are told apart by position here, not by value as in memory."""
+    import torch
+
+    from relcli.core._scoring import resolve_objective
+
+    if objective != "auto":
+        return objective
+    _, group, counts = np.unique(positions, return_inverse=True, return_counts=True)
+    repeated = np.flatnonzero(counts[group] > 1)
+    if not len(repeated):
+        return "all"
+    first = np.unique(group[repeated])[:OBJECTIVE_GROUPS]
+    rows = repeated[np.isin(group[repeated], first)]
+    _, groups = np.unique(group[rows], return_inverse=True)
+    return resolve_objective("auto", torch.as_tensor(groups), target.read_rows(rows))
 
 
 def _pairs(target, source, positions: np.ndarray, device, dtype, join: list[str], paths):
@@ -70,7 +94,7 @@ def fit_streamed(src_reader, src: Path, tgt_anchors: Path, src_anchors, method: 
             xs = source.read_rows(positions[sample]).to(device=device, dtype=dtype)
             ys = target.read_rows(sample).to(device=device, dtype=dtype)
             selection = select_translator(xs, ys, method, options, seed, None if stats is None else stats.mean_norm,
-                                          objective=objective)
+                                          objective=whole_objective(objective, positions, target))
             twin = selection.translator.frozen()
             centre = (None, None)
             if twin.method == "irp" and twin.center:

@@ -79,7 +79,8 @@ def fit_translation(
 
     tgt_anchors = Path(tgt_anchors)
     with open_embeddings(tgt_anchors) as peek:
-        streamed = peek.n_rows > STREAM_ANCHORS
+        n_anchors = peek.n_rows
+        streamed = n_anchors > STREAM_ANCHORS
         spaces = {"source": read_space(src_reader.attrs, src), "target": read_space(peek.attrs, tgt_anchors)}
     if target_of is not None:
         check_same_space(target_of, (tgt_anchors, spaces["target"]), force)
@@ -94,10 +95,10 @@ def fit_translation(
             selection, _, backward = fit_streamed(src_reader, src, tgt_anchors, src_anchors, method, options, seed, device,
                                                   reverse, objective)
         translation = _describe(selection, method, inputs, spaces)
-        translation.info["streamed"] = {"anchors": peek.n_rows, "sample": SAMPLE_ANCHORS}
-        translation.notes.append(f"{peek.n_rows:,} anchors: the method was chosen on a sample of {SAMPLE_ANCHORS:,} and "
+        translation.info["streamed"] = {"anchors": n_anchors, "sample": SAMPLE_ANCHORS}
+        translation.notes.append(f"{n_anchors:,} anchors: the method was chosen on a sample of {SAMPLE_ANCHORS:,} and "
                                  "fitted on all of them, streaming")
-        translation.info["anchors"] = peek.n_rows
+        translation.info["anchors"] = n_anchors
         translation.reverse = backward
         _report(translation, tgt_anchors, method, POOR_SCORE, min_score, confidence, objective)
         return translation

@@ -304,7 +304,7 @@ def stitch_run(
     output,
     src_anchors=None,
     method: str = "auto",
-    objective: str = "auto",
+    objective: str = "all",
     center: bool | None = None,
     scaling: str | None = None,
     rcond: float | str | None = None,
@@ -325,7 +325,9 @@ def stitch_run(
     """Translate ``src`` into the head's space and classify it, in one pass (no file in between).
 
     The translator is chosen and checked on the anchors as in ``translate`` (``method="auto"``,
-    ``objective``, the quality estimate, ``min_score``). The target anchors must be in the head's recorded space
+    the quality estimate, ``min_score``), ``objective`` ``"all"`` by default even for many-to-many
+    anchors (several captions of one image, say): a classifier needs the target's offset and scale,
+    and the mean of the translations serves it. The target anchors must be in the head's recorded space
     (and ``src`` in the source anchors') unless ``force``.
     """
     from relcli.api._translation import fit_translation

@@ -120,7 +120,7 @@ def run(
     output: opt.Output,
     src_anchors: Annotated[Optional[Path], typer.Option("--src-anchors", help="Source anchors parallel to --tgt-anchors.")] = None,
     method: opt.Method = "auto",
-    objective: opt.Objective = "auto",
+    objective: opt.Objective = "all",
     center: opt.Center = None,
     scaling: opt.Scaling = None,
     rcond: opt.Rcond = None,

@@ -86,7 +86,8 @@ def resolve_objective(objective: str, groups: torch.Tensor | None, targets: torc
         return objective
     if groups is None:
         return "all"
-    pairs = torch.cat([groups[:, None].to(targets), targets], dim=1)
+    _, rows = torch.unique(targets, dim=0, return_inverse=True)
+    pairs = torch.stack([groups.to(rows), rows], dim=1)
     return "retrieval" if torch.unique(pairs, dim=0).shape[0] > int(groups.max()) + 1 else "all"
 
 

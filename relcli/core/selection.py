@@ -26,12 +26,15 @@ from relcli.errors import DataError, RelcliError
 FOLDS = 5
 MIN_ANCHORS = 10
 #: the candidates of ``--method auto``: every method, IRP both uncentred and centred (and allowed
-#: fewer anchors than dimensions: cross-validation decides). ``affine`` is left out: with standard
-#: scaling it equals ``linear``.
+#: fewer anchors than dimensions: cross-validation decides), Procrustes after standard scaling (right
+#: where some units hardly vary, as dead ReLU units) and after isotropic scaling (the rigid map: right
+#: where one space is a rotated copy of the other whose dimensions vary unequally, as word vectors).
+#: ``affine`` is left out: with standard scaling it equals ``linear``.
 AUTO_CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("irp", {"center": False, "allow_rank_deficient": True}),
     ("irp", {"center": True, "allow_rank_deficient": True}),
     ("procrustes", {}),
+    ("procrustes", {"scaling": "isotropic"}),
     ("linear", {}),
     ("ortho-linear", {}),
 )

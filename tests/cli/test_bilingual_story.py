@@ -10,6 +10,8 @@ import gzip
 import numpy as np
 
 from ._commands_helpers import evaluate_json
+from relcli.io.kinds import load_estimator
+
 from .conftest import assert_clean_error, invoke, load, ok
 
 WORDS, DIM = 400, 24
@@ -75,6 +77,9 @@ def test_a_many_to_many_dictionary_is_scored_for_retrieval_and_says_so(tmp_path)
     fit = ["translate", "--src", tmp_path / "en.h5", "--src-anchors", tmp_path / "en_a.h5", "--tgt-anchors", tmp_path / "fr_a.h5"]
     said = invoke(*fit, "--save-map", tmp_path / "map.safetensors", "-o", tmp_path / "out.h5")
     ok(said)
+    ok(invoke(*fit, "--method", "linear", "--save-map", tmp_path / "linear.safetensors", "-o", tmp_path / "linear.h5"))
+    for reverse in (False, True):  # the map back is tuned for the same objective
+        assert load_estimator(tmp_path / "linear.safetensors", "translator", reverse=reverse)[0].objective == "retrieval"
     assert "estimated held-out retrieval score" in said.stderr and "several different target anchors (a dictionary" in said.stderr
     parameters = load(tmp_path / "out.h5").attrs["provenance"]["parameters"]
     assert parameters["objective"] == "retrieval" and parameters["selection"]["objective"] == "retrieval"
@@ -84,5 +89,5 @@ def test_a_many_to_many_dictionary_is_scored_for_retrieval_and_says_so(tmp_path)
     assert load(tmp_path / "all.h5").attrs["provenance"]["parameters"]["objective"] == "all"
     refused = invoke("translate", "--src", tmp_path / "en.h5", "--map", tmp_path / "map.safetensors", "--objective",
                      "retrieval", "-o", tmp_path / "again.h5")
-    assert_clean_error(refused, 2, "--objective")
+    assert_clean_error(refused, 2, "--objective", "applies a saved map")
     assert not (tmp_path / "again.h5").exists()
