@@ -15,7 +15,7 @@ procrustes --save-map``).
 
 Measured, one process at a time: wall seconds and peak RSS (the child's own, from wait4) of whole
 ``relcli`` processes (import, read, compute, write; RELCLI_DEVICE=cpu): translate with --map (h5
-and safetensors), translate with a fit (procrustes; auto = 5-fold cross-validation of 5 candidates),
+and safetensors), translate with a fit (procrustes; auto = 5-fold cross-validation of 6 candidates),
 anchors (fps, kmeans, random), project, evaluate --metrics cosine; once: ``info`` (no torch import)
 and translate --map of a 1024-row file (the torch import cost), each against a bare interpreter.
 Right after each step, in this process, its limit on the same shapes ("limit:" rows, medians):
@@ -175,7 +175,7 @@ def run_size(b: Bench, n: int, folder: Path, args, first: bool) -> None:
            "-o", "out.safetensors"], folder, io_limit(b, n, x_st, folder, seq=True), RATIO, drop=["out.safetensors"])
     x_st.unlink()
 
-    for method, what in (("procrustes", "fit + its 5-fold CV"), ("auto", "5-fold CV of 5 candidates")):
+    for method, what in (("procrustes", "fit + its 5-fold CV"), ("auto", "5-fold CV of 6 candidates")):
         b.step(f"translate --method {method} ({what}), h5", n, ["translate", "--src", "x.h5", "--tgt-anchors", "ya.h5",
                "--method", method, "-o", "out.h5"], folder, io_limit(b, n, x_h5, folder), key=method, drop=["out.h5"])
     for strategy in ("fps", "kmeans", "random"):
