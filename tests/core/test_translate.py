@@ -84,6 +84,14 @@ def test_affine_recovers_bias():
     lin = LinearTranslator(scaling="none").fit(x, x @ m + b)
     assert (lin.transform(x_new) - (x_new @ m + b)).abs().max() > 1e-2
 
+    # issue 9: with standard scaling (the default) the anchors are centred first, so affine is linear
+    # with the same cut-off, and auto leaves it out of its candidates
+    from relcli.core.selection import AUTO_CANDIDATES
+
+    standard = AffineTranslator(rcond=1e-3).fit(x, x @ m + b)
+    assert_close(standard.transform(x_new), LinearTranslator(rcond=1e-3).fit(x, x @ m + b).transform(x_new), 1e-10)
+    assert "affine" not in {method for method, _ in AUTO_CANDIDATES}
+
 
 def test_ortho_linear_is_nearest_orthogonal_to_least_squares():
     x, y = gaussian(60, 6, 16), gaussian(60, 6, 17)
