@@ -138,7 +138,8 @@ def fit_translation(
 def _describe(selection, method: str, inputs: list, spaces: dict) -> Translation:
     translator = selection.translator
     info = {"method": translator.method, "requested": method, **translator.get_params(),
-            "objective": selection.objective, "anchors": selection.anchors, **translator.diagnostics(), "estimate": selection.estimate, "selection": selection.record()}
+            "objective": selection.objective, "anchors": selection.anchors, **translator.diagnostics(),
+            "estimate": selection.estimate, "selection": selection.record()}
     return Translation(translator, info, inputs, selection, spaces=spaces)
 
 
@@ -161,8 +162,10 @@ def _report(translation: Translation, path: Path, requested: str, poor: float, m
     else:
         chose = f"auto chose {selection.chosen.name}" if requested == "auto" else selection.chosen.name
         retrieval = selection.objective == "retrieval"
-        why = (", retrieval only: some source anchors have several different target anchors (a dictionary; --objective "
-               "all to weigh R² too)" if retrieval and objective == "auto" else ", retrieval only" if retrieval else "")
+        why = ""
+        if retrieval:
+            why = ", retrieval only" + (": some source anchors have several different target anchors (a dictionary; "
+                                        "--objective all to weigh R² too)" if objective == "auto" else "")
         translation.notes.append(
             f"{chose}: estimated held-out {'retrieval ' if retrieval else ''}score {estimate['score']:.3f} ± "
             f"{estimate['spread']:.3f} (anchor retrieval MRR {estimate['mrr']:.3f}, top-1 {estimate['top1']:.3f}, neighbour "

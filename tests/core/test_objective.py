@@ -11,10 +11,7 @@ import torch.nn.functional as F
 from relcli.core.registry import make_translator
 from relcli.core.selection import select_translator
 from tests.conftest import random_orthogonal
-
-
-def gaussian(n, d, seed):
-    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+from tests.core._anchors_helpers import gaussian
 
 
 def noisy_dictionary(seed, n=6000, d=64, k=800, noise=1.5, offset=1.5, twins=0.3):
